@@ -1,0 +1,172 @@
+"""Predict mouse superior colliculus spikes from a movie: ON/OFF and transient channels of a block-averaged
+centre-surround image, time-lagged PCA features, closed-form ridge regression and a softplus output.
+
+    python predict.py MOVIE.npy OUT.npy   # ([clips,] frames, 12288 or 96 x 128) grey levels -> spikes per 33 ms bin
+    python predict.py --fit [DATA]        # refit weights.npz from SCNeuronModelCompetition.mat, or an .npz of movie, counts
+"""
+import functools, os, sys, time
+
+import numpy as np
+
+BLOCK = 8  # pixels per side of the blocks that frames are averaged over: 12 x 16 blocks
+PICTURE = slice(2, 10)  # block rows of the picture (pixel rows 16-79); the rest is black letterbox
+SURROUND, SIGMA = 0.8, 1.0  # weight and width (blocks) of the Gaussian surround, as in retinal receptive fields
+COMPONENTS = 120  # principal components kept of the 768 channels
+LAGS = [(1, 3), (3, 6), (6, 13)]  # windows of past frames averaged, 33-400 ms; none at lag 0, as spikes lag the image
+PENALTIES = 10.0 ** np.arange(-2, 2.1, 0.5)  # ridge penalties tried, times the mean eigenvalue of X'X
+FOLDS = 6  # cross-validation folds, each a run of whole segments
+WIDTHS = 2.0 ** np.arange(-6, 1.1, 0.5)  # softplus knee widths tried, times each neuron's mean rate
+WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights.npz")
+
+
+def shrink(clip):
+    """(frames, 128) means of the 8 x 16 blocks of the picture in a (frames, 12288) or (frames, 96, 128) clip."""
+    if clip.shape[1:] not in [(12288,), (96, 128)] or clip.dtype.kind not in "biuf" or len(clip) == 0:
+        raise ValueError(f"a clip must be 1 or more frames of 12288 or 96 x 128 grey levels, not {clip.dtype} {clip.shape}")
+    rows = clip.reshape(len(clip), 12, BLOCK, 128).sum(2, np.float64)  # (frames, 12, 128)
+    blocks = rows.reshape(len(clip), 12, 16, BLOCK).sum(3)[:, PICTURE] / BLOCK**2  # (frames, 8, 16)
+    if not np.isfinite(rows).all():
+        raise ValueError("the movie holds NaN or inf")
+    return blocks.reshape(len(clip), 128)
+
+
+def channels(blocks):
+    """(..., frames, 768) ON, OFF, brightening, darkening and energy channels of the centre-surround image."""
+    contrast = blocks / 127.5 - 1
+    blur = [np.exp(-0.5 * (np.arange(n)[:, None] - np.arange(n)) ** 2 / SIGMA**2) for n in (8, 16)]
+    x = contrast - SURROUND * contrast @ np.kron(*[b / b.sum(0) for b in blur])  # centre minus Gaussian surround
+    d = np.diff(x, axis=-2, prepend=x[..., :1, :])  # change since the last frame, for transient cells
+    return np.concatenate([np.maximum(x, 0), np.maximum(-x, 0), np.maximum(d, 0), np.maximum(-d, 0), x * x, d * d], -1)
+
+
+def lagged(pcs):
+    """(clips, frames, 3 * components) principal components averaged over each window of past frames."""
+    total = np.cumsum(np.pad(pcs, ((0, 0), (13, 0), (0, 0))), 1)  # total[:, 13 + t] = pcs[:, :t + 1].sum(1)
+    window = lambda lag: total[:, 13 - lag:13 - lag + pcs.shape[1]]  # sums of pcs up to lag frames ago
+    return np.concatenate([(window(a) - window(b)) / (b - a) for a, b in LAGS], -1)
+
+
+def knee(z, width):
+    """Expected spikes from the ridge output: a softplus of unit slope, knee at width and floor at width / 4."""
+    return width * (np.logaddexp(0, z / width - 1) + 0.25)
+
+
+def read(path):
+    """Shrunk distinct clips (segments, frames, 128), their trial-averaged counts, and the trials of each."""
+    if path.endswith(".npz"):
+        data, keys = np.load(path), ("movie", "counts")
+    else:
+        import h5py
+        data, keys = h5py.File(path, "r"), ("trainingmovie_mini", "FRhist_tr")
+    with data:
+        movie, counts = data[keys[0]], np.asarray(data[keys[1]], np.float64)
+        if movie.shape[2:] != (12288,) or counts.ndim != 3 or counts.shape[:2] != movie.shape[:2]:
+            raise ValueError(f"need movie (clips, frames, 12288) and counts (clips, frames, neurons), not {movie.shape}, {counts.shape}")
+        if not ((counts >= 0) & (counts < np.inf)).all():
+            raise ValueError("counts must be finite and >= 0")
+        frames = movie.shape[1]  # clips that agree in the middle row of four frames are repeats
+        middle = np.hstack([movie[:, t, 6144:6272] for t in (0, frames // 3, 2 * frames // 3, frames - 1)])
+        _, first, repeats = np.unique(middle, axis=0, return_index=True, return_inverse=True)
+        if len(first) < 2:
+            raise ValueError("need 2 or more distinct clips to cross-validate")
+        clips = np.stack([shrink(movie[i]) for i in first])  # each distinct clip is read once
+    repeats = repeats.ravel()  # the distinct clip that each clip shows
+    return clips, np.stack([counts[repeats == s].mean(0) for s in range(len(first))]), np.bincount(repeats)
+
+
+def fit(path):
+    """Weights fitted to the data at path, after printing their cross-validated accuracy."""
+    clips, Y, trials = read(path)
+    C = channels(clips).reshape(-1, 768)  # (segments * frames, channels)
+    mean = C.mean(0)
+    axes = np.linalg.eigh((C - mean).T @ (C - mean))[1][:, :-COMPONENTS - 1:-1]  # principal axes, largest first
+    X = lagged(((C - mean) @ axes).reshape(len(clips), -1, COMPONENTS))  # (segments, frames, features)
+    mx, my = X.mean((0, 1)), Y.mean((0, 1))
+    bounds = np.linspace(0, len(X), FOLDS + 1).astype(int)
+    folds = [((X[a:b] - mx).reshape(-1, X.shape[-1]), (Y[a:b] - my).reshape(-1, len(my))) for a, b in zip(bounds, bounds[1:])]
+    grams = [(x.T @ x, x.T @ y) for x, y in folds]  # each fold's share of X'X and X'Y
+    G, B = sum(g for g, _ in grams), sum(b for _, b in grams)
+    oof = np.empty((len(PENALTIES),) + Y.shape)  # out-of-fold predictions for each penalty
+    for (x, _), (g, b), start, stop in zip(folds, grams, bounds, bounds[1:]):
+        eig, V = np.linalg.eigh(G - g)  # X'X of the other folds = V diag(eig) V'
+        xV, VB = x @ V, V.T @ (B - b)
+        for i, penalty in enumerate(PENALTIES * eig.mean()):
+            oof[i, start:stop] = (xV @ (VB / (eig + penalty)[:, None])).reshape(stop - start, -1, len(my)) + my
+    best = np.argmin([((o - Y) ** 2).sum() for o in oof])
+    # W = (X'X + lam I)^-1 X'Y
+    W = np.linalg.solve(G + PENALTIES[best] * np.trace(G) / len(G) * np.eye(len(G)), B)
+    rate = np.maximum(my, 1e-3)  # each neuron's mean, kept off zero for silent neurons
+    widths = WIDTHS[:, None] * rate  # (widths, neurons)
+    loss = [(r - Y * np.log(r)).sum((0, 1)) for r in (knee(oof[best], w) for w in widths)]  # Poisson, per neuron
+    width = widths[np.argmin(loss, 0), np.arange(len(my))]
+    rates, spikes = knee(oof[best], width), trials[:, None, None] * Y  # spikes summed over each segment's trials
+    P, A = [a.reshape(-1, len(my)) - a.reshape(-1, len(my)).mean(0) for a in (rates, Y)]  # (segments * frames, neurons)
+    cc = np.mean((P * A).sum(0) / np.sqrt((P * P).sum(0) * (A * A).sum(0) + 1e-12))
+    bits = (spikes * np.log(rates / rate) - trials[:, None, None] * (rates - rate)).sum() / spikes.sum() / np.log(2)
+    print(f"{len(Y)} segments, {FOLDS}-fold cross-validated: cc with trial average {cc:.3f}, {bits:.3f} bits/spike over the mean")
+    return dict(mean=mean, axes=axes, W=W, bias=my - mx @ W, width=width)
+
+
+@functools.lru_cache(maxsize=1)
+def weights():
+    """The fitted model, loaded once from weights.npz."""
+    try:
+        with np.load(WEIGHTS, allow_pickle=False) as z:
+            return {key: z[key] for key in ("mean", "axes", "W", "bias", "width")}
+    except Exception as error:  # whatever the failure, the file can't be used
+        raise ValueError(f"{WEIGHTS} is missing or malformed ({error}); refit with --fit") from None
+
+
+def several(movie):
+    """Whether a movie holds several clips rather than one."""
+    return movie.ndim == 4 or movie.ndim == 3 and movie.shape[-1] == 12288
+
+
+def predict(movie):
+    """Expected spikes per bin, (frames, neurons) or (clips, frames, neurons), for a movie of grey levels 0-255."""
+    movie, w = np.asarray(movie), weights()
+    if several(movie) and len(movie) == 0:
+        raise ValueError("the movie has no clips")
+    if several(movie):
+        return np.stack([predict(clip) for clip in movie])
+    X = lagged(((channels(shrink(movie)) - w["mean"]) @ w["axes"])[None])[0]  # (frames, features)
+    return knee(X @ w["W"] + w["bias"], w["width"])
+
+
+def save(path, write):
+    """Write path atomically: write(file) into a temporary file, then rename it into place."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def main(args):
+    """Run the command line; returns the exit status."""
+    start = time.time()
+    try:
+        if args[:1] == ["--fit"] and len(args) <= 2:
+            model = fit(args[1] if len(args) == 2 else "SCNeuronModelCompetition.mat")
+            save(WEIGHTS, lambda f: np.savez(f, **{key: value.astype(np.float32) for key, value in model.items()}))
+            weights.cache_clear()
+        elif len(args) == 2 and not args[0].startswith("-"):
+            movie = np.asarray(np.load(args[0], mmap_mode="r"))  # each clip is mapped anew below, so its memory is returned once used
+            clips = (np.load(args[0], mmap_mode="r")[i] for i in range(len(movie)))
+            rates = np.stack([predict(clip) for clip in clips]) if several(movie) and len(movie) else predict(movie)
+            save(args[1], lambda f: np.save(f, rates))
+        else:
+            print(__doc__)
+            return 0 if args[:1] in (["-h"], ["--help"]) else 2
+    except (OSError, ValueError, KeyError) as error:
+        print(f"predict.py: {error}", file=sys.stderr)
+        return 2
+    print(f"{'fit' if args[0] == '--fit' else 'predict'}: {time.time() - start:.2f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
