@@ -82,7 +82,7 @@ def fit(path):
     axes = np.linalg.eigh((C - mean).T @ (C - mean))[1][:, :-COMPONENTS - 1:-1]  # principal axes, largest first
     X = lagged(((C - mean) @ axes).reshape(len(clips), -1, COMPONENTS))  # (segments, frames, features)
     mx, my = X.mean((0, 1)), Y.mean((0, 1))
-    bounds = np.linspace(0, len(X), FOLDS + 1).astype(int)
+    bounds = np.linspace(0, len(X), min(FOLDS, len(X)) + 1).astype(int)
     folds = [((X[a:b] - mx).reshape(-1, X.shape[-1]), (Y[a:b] - my).reshape(-1, len(my))) for a, b in zip(bounds, bounds[1:])]
     grams = [(x.T @ x, x.T @ y) for x, y in folds]  # each fold's share of X'X and X'Y
     G, B = sum(g for g, _ in grams), sum(b for _, b in grams)
@@ -91,7 +91,7 @@ def fit(path):
         eig, V = np.linalg.eigh(G - g)  # X'X of the other folds = V diag(eig) V'
         xV, VB = x @ V, V.T @ (B - b)
         for i, penalty in enumerate(PENALTIES * eig.mean()):
-            oof[i, start:stop] = (xV @ (VB / (eig + penalty)[:, None])).reshape(stop - start, -1, len(my)) + my
+            oof[i, start:stop] = (xV @ (VB / (eig + penalty)[:, None])).reshape(Y[start:stop].shape) + my
     best = np.argmin([((o - Y) ** 2).sum() for o in oof])
     # W = (X'X + lam I)^-1 X'Y
     W = np.linalg.solve(G + PENALTIES[best] * np.trace(G) / len(G) * np.eye(len(G)), B)
@@ -103,7 +103,7 @@ def fit(path):
     P, A = [a.reshape(-1, len(my)) - a.reshape(-1, len(my)).mean(0) for a in (rates, Y)]  # (segments * frames, neurons)
     cc = np.mean((P * A).sum(0) / np.sqrt((P * P).sum(0) * (A * A).sum(0) + 1e-12))
     bits = (spikes * np.log(rates / rate) - trials[:, None, None] * (rates - rate)).sum() / spikes.sum() / np.log(2)
-    print(f"{len(Y)} segments, {FOLDS}-fold cross-validated: cc with trial average {cc:.3f}, {bits:.3f} bits/spike over the mean")
+    print(f"{len(Y)} segments, {len(bounds) - 1}-fold cross-validated: cc with trial average {cc:.3f}, {bits:.3f} bits/spike over the mean")
     return dict(mean=mean, axes=axes, W=W, bias=my - mx @ W, width=width)
 
 
@@ -162,7 +162,7 @@ def main(args):
             print(__doc__)
             return 0 if args[:1] in (["-h"], ["--help"]) else 2
     except (OSError, ValueError, KeyError) as error:
-        print(f"predict.py: {error}", file=sys.stderr)
+        print(f"predict.py {' '.join(args)}: {error}", file=sys.stderr)
         return 2
     print(f"{'fit' if args[0] == '--fit' else 'predict'}: {time.time() - start:.2f} s", file=sys.stderr)
     return 0

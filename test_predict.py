@@ -1,0 +1,237 @@
+"""Tests for predict.py on small synthetic movies; run with `python -m pytest -q`."""
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+import predict
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def blocky_movie(rng, clips, frames):
+    """(clips, frames, 12288) uint8 movie of random 16 x 16 pixel blocks held for 4 frames, in the black letterbox."""
+    blocks = rng.integers(0, 256, (clips, frames // 4 + 1, 4, 8), dtype=np.uint8).repeat(4, 1)[:, :frames]
+    movie = np.zeros((clips, frames, 96, 128), np.uint8)
+    movie[:, :, 16:80] = blocks.repeat(16, 2).repeat(16, 3)
+    return movie.reshape(clips, frames, 12288)
+
+
+def planted_rates(movie):
+    """(clips, frames, 2) expected spikes of an ON and an OFF linear-nonlinear neuron, 2 frames late."""
+    picture = movie.reshape(*movie.shape[:2], 96, 128)[:, :, 16:80].astype(float) / 127.5 - 1
+    drive = np.stack([picture[:, :, 16:32, 48:64].mean((2, 3)), -picture[:, :, 32:48, 80:96].mean((2, 3))], -1)
+    late = np.zeros_like(drive)
+    late[:, 2:] = drive[:, :-2]
+    return 0.5 * np.logaddexp(0, 4 * late - 1)
+
+
+def planted_data(seed, segments=24, repeats=2, frames=80):
+    """Movie (segment * repeats + repeat, frames, 12288), Poisson counts, and the true rates of each segment."""
+    rng = np.random.default_rng(seed)
+    segment_movie = blocky_movie(rng, segments, frames)
+    rates = planted_rates(segment_movie)
+    movie = segment_movie.repeat(repeats, 0)
+    return movie, rng.poisson(rates.repeat(repeats, 0)).astype(float), rates
+
+
+def fit_npz(tmp_path, movie, counts, name="data.npz"):
+    """The weights that predict.fit gives for a movie and counts saved as an .npz."""
+    np.savez(tmp_path / name, movie=movie, counts=counts)
+    return predict.fit(str(tmp_path / name))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A folder holding predict.py and weights fitted to the planted neurons."""
+    folder = tmp_path_factory.mktemp("model")
+    shutil.copy(HERE / "predict.py", folder)
+    movie, counts, _ = planted_data(seed=0)
+    model = fit_npz(folder, movie, counts)
+    np.savez(folder / "weights.npz", **{key: value.astype(np.float32) for key, value in model.items()})
+    return folder
+
+
+@pytest.fixture
+def fitted(model_dir, monkeypatch):
+    """predict() using the planted neurons' weights."""
+    monkeypatch.setattr(predict, "WEIGHTS", str(model_dir / "weights.npz"))
+    predict.weights.cache_clear()
+    yield predict.predict
+    predict.weights.cache_clear()
+
+
+def run(folder, *args):
+    """Run folder/predict.py with args; returns the completed process."""
+    return subprocess.run([sys.executable, str(folder / "predict.py"), *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def test_shrink_gives_block_means_of_the_picture():
+    clip = np.random.default_rng(1).uniform(0, 255, (3, 96, 128))
+    expected = [[clip[:, 16 + 8 * r:24 + 8 * r, 8 * c:8 * c + 8].mean((1, 2)) for c in range(16)] for r in range(8)]
+    assert np.allclose(predict.shrink(clip), np.transpose(expected, (2, 0, 1)).reshape(3, 128))
+    assert np.array_equal(predict.shrink(clip), predict.shrink(clip.reshape(3, 12288)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.uint8])
+@pytest.mark.parametrize("flat", [True, False])
+def test_predict_shapes_dtypes_and_values(fitted, dtype, flat):
+    movie = blocky_movie(np.random.default_rng(2), 3, 20).astype(dtype)
+    movie = movie if flat else movie.reshape(3, 20, 96, 128)
+    clips, one = fitted(movie), fitted(movie[1])
+    assert clips.shape == (3, 20, 2) and one.shape == (20, 2)
+    assert clips.dtype == one.dtype == np.float64
+    assert np.isfinite(clips).all() and (clips >= 0).all()
+    assert np.array_equal(clips, fitted(movie.astype(np.float64).reshape(3, 20, 12288)))
+
+
+@pytest.mark.parametrize("frames", [1, 2, 13, 200])
+def test_any_number_of_frames(fitted, frames):
+    assert fitted(blocky_movie(np.random.default_rng(3), 1, frames)[0]).shape == (frames, 2)
+
+
+def test_clips_are_predicted_independently(fitted):
+    movie = blocky_movie(np.random.default_rng(4), 4, 30)
+    together = fitted(movie)
+    assert np.array_equal(together, np.stack([fitted(clip) for clip in movie]))
+    assert np.array_equal(together[2], fitted(movie[[0, 2]])[1])
+
+
+def test_planted_neurons_are_recovered(fitted):
+    movie, _, _ = planted_data(seed=5, segments=4, repeats=1)
+    truth, rates = planted_rates(movie), fitted(movie)
+    for neuron in range(2):
+        assert np.corrcoef(truth[..., neuron].ravel(), rates[..., neuron].ravel())[0, 1] > 0.8
+
+
+def test_refit_gives_identical_weights(tmp_path):
+    movie, counts, _ = planted_data(seed=6, segments=8)
+    first, second = fit_npz(tmp_path, movie, counts), fit_npz(tmp_path, movie, counts)
+    assert all(np.array_equal(first[key], second[key]) for key in first)
+
+
+def test_repeats_are_found_by_content_not_position(tmp_path):
+    movie, counts, _ = planted_data(seed=7, segments=8, repeats=3)
+    order = np.random.default_rng(7).permutation(len(movie))
+    in_order, shuffled = fit_npz(tmp_path, movie, counts), fit_npz(tmp_path, movie[order], counts[order])
+    assert all(np.array_equal(in_order[key], shuffled[key]) for key in in_order)
+
+
+def test_command_line_round_trip(model_dir, fitted, tmp_path):
+    movie = blocky_movie(np.random.default_rng(8), 2, 25).astype(np.float64)
+    np.save(tmp_path / "movie.npy", movie)
+    done = run(model_dir, tmp_path / "movie.npy", tmp_path / "out.npy")
+    assert done.returncode == 0, done.stderr
+    assert np.array_equal(np.load(tmp_path / "out.npy"), fitted(movie))
+
+
+def test_fit_from_the_command_line_on_an_npz(model_dir, tmp_path):
+    shutil.copy(model_dir / "predict.py", tmp_path)
+    movie, counts, _ = planted_data(seed=9, segments=6)
+    np.savez(tmp_path / "data.npz", movie=movie, counts=counts)
+    done = run(tmp_path, "--fit", tmp_path / "data.npz")
+    assert done.returncode == 0, done.stderr
+    assert "cross-validated" in done.stdout and "bits/spike" in done.stdout
+    with np.load(tmp_path / "weights.npz") as weights:
+        assert weights["W"].shape == (3 * predict.COMPONENTS, 2)
+
+
+def test_fit_reads_the_competition_mat_layout(tmp_path):
+    shutil.copy(HERE / "predict.py", tmp_path)
+    movie, counts, _ = planted_data(seed=10, segments=4, repeats=3, frames=30)
+    with h5py.File(tmp_path / "SCNeuronModelCompetition.mat", "w") as f:
+        f["trainingmovie_mini"] = movie.astype(np.float64)
+        f["FRhist_tr"] = counts
+    done = subprocess.run([sys.executable, "predict.py", "--fit"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "4 segments" in done.stdout
+    assert np.load(tmp_path / "weights.npz")["width"].shape == (2,)
+
+
+@pytest.mark.parametrize("movie, problem", [
+    (np.zeros((5, 12287)), "12288"),
+    (np.zeros((5, 96, 127)), "96 x 128"),
+    (np.zeros(12288), "12288"),
+    (np.zeros((2, 2, 5, 96, 128)), "12288"),
+    (np.zeros((0, 12288)), "1 or more frames"),
+    (np.zeros((0, 7, 12288)), "no clips"),
+    (np.full((4, 12288), np.nan), "NaN"),
+    (np.full((2, 4, 96, 128), np.inf), "NaN or inf"),
+    (np.full((4, 12288), "a"), "grey levels"),
+])
+def test_bad_movies_raise_value_error(fitted, movie, problem):
+    with pytest.raises(ValueError, match=problem):
+        fitted(movie)
+
+
+def test_missing_or_malformed_weights_raise_value_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(predict, "WEIGHTS", str(tmp_path / "weights.npz"))
+    for content in [None, b"not a zip file", "keys"]:
+        if content == "keys":
+            np.savez(tmp_path / "weights.npz", mean=np.zeros(768))
+        elif content is not None:
+            (tmp_path / "weights.npz").write_bytes(content)
+        predict.weights.cache_clear()
+        with pytest.raises(ValueError, match="missing or malformed"):
+            predict.predict(np.zeros((3, 12288)))
+    predict.weights.cache_clear()
+
+
+def bad_inputs(tmp_path):
+    """(arguments, problem named on stderr) for each bad input to the command line."""
+    good = np.zeros((2, 3, 12288))
+    np.save(tmp_path / "nan.npy", np.full((2, 3, 12288), np.nan))
+    np.save(tmp_path / "pixels.npy", np.zeros((2, 3, 100)))
+    np.save(tmp_path / "empty.npy", np.zeros((0, 12288)))
+    (tmp_path / "garbage.npy").write_bytes(b"\x93NUMPY garbage")
+    np.savez(tmp_path / "nokey.npz", movie=good)
+    np.savez(tmp_path / "frames.npz", movie=good, counts=np.zeros((2, 4, 1)))
+    np.savez(tmp_path / "clips.npz", movie=good, counts=np.zeros((3, 3, 1)))
+    np.savez(tmp_path / "negative.npz", movie=good, counts=-np.ones((2, 3, 1)))
+    return [
+        (["missing.npy", "out.npy"], "missing.npy"),
+        (["garbage.npy", "out.npy"], "garbage.npy"),
+        (["nan.npy", "out.npy"], "NaN"),
+        (["pixels.npy", "out.npy"], "12288"),
+        (["empty.npy", "out.npy"], "1 or more frames"),
+        (["--fit", "missing.mat"], "missing.mat"),
+        (["--fit", "garbage.npy"], "garbage.npy"),
+        (["--fit", "nokey.npz"], "counts"),
+        (["--fit", "frames.npz"], "(2, 4, 1)"),
+        (["--fit", "clips.npz"], "(3, 3, 1)"),
+        (["--fit", "negative.npz"], ">= 0"),
+    ]
+
+
+def test_bad_input_on_the_command_line_is_one_line_and_changes_nothing(model_dir, tmp_path):
+    shutil.copy(model_dir / "predict.py", tmp_path)
+    shutil.copy(model_dir / "weights.npz", tmp_path)
+    (tmp_path / "out.npy").write_bytes(b"old output")
+    before = (tmp_path / "weights.npz").read_bytes()
+    for args, problem in bad_inputs(tmp_path):
+        done = subprocess.run([sys.executable, "predict.py", *args], cwd=tmp_path, capture_output=True, text=True)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.count("\n") == 1 and problem in done.stderr, (args, done.stderr)
+        assert (tmp_path / "out.npy").read_bytes() == b"old output"
+        assert (tmp_path / "weights.npz").read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == sorted(["predict.py", "weights.npz", "out.npy", "nan.npy", "pixels.npy", "empty.npy",
+                                                   "garbage.npy", "nokey.npz", "frames.npz", "clips.npz", "negative.npz"])
+
+
+def test_missing_weights_on_the_command_line(tmp_path):
+    shutil.copy(HERE / "predict.py", tmp_path)
+    np.save(tmp_path / "movie.npy", np.zeros((3, 12288)))
+    done = run(tmp_path, tmp_path / "movie.npy", tmp_path / "out.npy")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "weights.npz is missing" in done.stderr
+    assert not (tmp_path / "out.npy").exists()
+
+
+def test_help_explains_both_uses():
+    done = run(HERE, "--help")
+    assert done.returncode == 0 and "--fit" in done.stdout and "OUT.npy" in done.stdout
+
