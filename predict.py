@@ -1,8 +1,13 @@
 """Predict mouse superior colliculus spikes from a movie: ON/OFF and transient channels of a block-averaged
 centre-surround image, time-lagged PCA features, closed-form ridge regression and a softplus output.
 
-    python predict.py MOVIE.npy OUT.npy   # ([clips,] frames, 12288 or 96 x 128) grey levels -> spikes per 33 ms bin
-    python predict.py --fit [DATA]        # refit weights.npz from SCNeuronModelCompetition.mat, or an .npz of movie, counts
+    python predict.py MOVIE.npy OUT.npy   # predict with the weights.npz beside this file
+    python predict.py --fit [DATA]        # refit weights.npz, printing a cross-validated estimate of accuracy
+
+MOVIE.npy holds grey levels 0-255 as (frames, 12288) or (clips, frames, 12288), or with 96 x 128 frames;
+OUT.npy gets float64 expected spikes per 33 ms bin, (frames, neurons) or (clips, frames, neurons).
+DATA is SCNeuronModelCompetition.mat (the default; keys trainingmovie_mini, FRhist_tr) or an .npz holding
+movie (clips, frames, 12288) and counts (clips, frames, neurons). In Python: from predict import predict.
 """
 import functools, os, sys, time
 
@@ -165,8 +170,9 @@ def main(args):
             rates = np.stack([predict(clip) for clip in clips]) if several(movie) and len(movie) else predict(movie)
             save(args[1], lambda f: np.save(f, rates))
         else:
-            print(__doc__)
-            return 0 if args[:1] in (["-h"], ["--help"]) else 2
+            asked = args[:1] in (["-h"], ["--help"])
+            print(__doc__, file=sys.stdout if asked else sys.stderr)
+            return 0 if asked else 2
     except (OSError, ValueError, KeyError) as error:
         print(f"predict.py {' '.join(args)}: {error}", file=sys.stderr)
         return 2
