@@ -60,8 +60,9 @@ def read(path):
         data, keys = h5py.File(path, "r"), ("trainingmovie_mini", "FRhist_tr")
     with data:
         movie, counts = data[keys[0]], np.asarray(data[keys[1]], np.float64)
-        if movie.shape[2:] != (12288,) or counts.ndim != 3 or counts.shape[:2] != movie.shape[:2]:
-            raise ValueError(f"need movie (clips, frames, 12288) and counts (clips, frames, neurons), not {movie.shape}, {counts.shape}")
+        if movie.shape[2:] != (12288,) or 0 in movie.shape or movie.dtype.kind not in "biuf" or counts.shape[:2] != movie.shape[:2]:
+            raise ValueError(f"need movie (clips, frames >= 1, 12288) of grey levels and counts (clips, frames, neurons), "
+                             f"not {movie.dtype} {movie.shape} and {counts.shape}")
         if not ((counts >= 0) & (counts < np.inf)).all():
             raise ValueError("counts must be finite and >= 0")
         frames = movie.shape[1]  # clips that agree in the middle row of four frames are repeats
@@ -173,7 +174,7 @@ def main(args):
             asked = args[:1] in (["-h"], ["--help"])
             print(__doc__, file=sys.stdout if asked else sys.stderr)
             return 0 if asked else 2
-    except (OSError, ValueError, KeyError) as error:
+    except Exception as error:  # bad input of any kind gets one line, never a traceback
         print(f"predict.py {' '.join(args)}: {error}", file=sys.stderr)
         return 2
     print(f"{'fit' if args[0] == '--fit' else 'predict'}: {time.time() - start:.2f} s", file=sys.stderr)

@@ -194,6 +194,8 @@ def bad_inputs(tmp_path):
     np.savez(tmp_path / "frames.npz", movie=good, counts=np.zeros((2, 4, 1)))
     np.savez(tmp_path / "clips.npz", movie=good, counts=np.zeros((3, 3, 1)))
     np.savez(tmp_path / "negative.npz", movie=good, counts=-np.ones((2, 3, 1)))
+    np.savez(tmp_path / "noframes.npz", movie=good[:, :0], counts=np.zeros((2, 0, 1)))
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 a truncated zip file")
     return [
         (["missing.npy", "out.npy"], "missing.npy"),
         (["garbage.npy", "out.npy"], "garbage.npy"),
@@ -206,6 +208,8 @@ def bad_inputs(tmp_path):
         (["--fit", "frames.npz"], "(2, 4, 1)"),
         (["--fit", "clips.npz"], "(3, 3, 1)"),
         (["--fit", "negative.npz"], ">= 0"),
+        (["--fit", "noframes.npz"], "frames >= 1"),
+        (["--fit", "broken.npz"], "broken.npz"),
     ]
 
 
@@ -221,7 +225,8 @@ def test_bad_input_on_the_command_line_is_one_line_and_changes_nothing(model_dir
         assert (tmp_path / "out.npy").read_bytes() == b"old output"
         assert (tmp_path / "weights.npz").read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == sorted(["predict.py", "weights.npz", "out.npy", "nan.npy", "pixels.npy", "empty.npy",
-                                                   "garbage.npy", "nokey.npz", "frames.npz", "clips.npz", "negative.npz"])
+                                                   "garbage.npy", "nokey.npz", "frames.npz", "clips.npz", "negative.npz",
+                                                   "noframes.npz", "broken.npz"])
 
 
 def test_missing_weights_on_the_command_line(tmp_path):
