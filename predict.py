@@ -41,8 +41,9 @@ def channels(blocks):
 
 def lagged(pcs):
     """(clips, frames, 3 * components) principal components averaged over each window of past frames."""
-    total = np.cumsum(np.pad(pcs, ((0, 0), (13, 0), (0, 0))), 1)  # total[:, 13 + t] = pcs[:, :t + 1].sum(1)
-    window = lambda lag: total[:, 13 - lag:13 - lag + pcs.shape[1]]  # sums of pcs up to lag frames ago
+    pad = LAGS[-1][1]  # frames of history used
+    total = np.cumsum(np.pad(pcs, ((0, 0), (pad, 0), (0, 0))), 1)  # total[:, pad + t] = pcs[:, :t + 1].sum(1)
+    window = lambda lag: total[:, pad - lag:pad - lag + pcs.shape[1]]  # sums of pcs up to lag frames ago
     return np.concatenate([(window(a) - window(b)) / (b - a) for a, b in LAGS], -1)
 
 
@@ -52,7 +53,7 @@ def knee(z, width):
 
 
 def read(path):
-    """Shrunk distinct clips (segments, frames, 128), their trial-averaged counts, and the trials of each."""
+    """Shrunk distinct clips (segments, frames, 8, 16), their trial-averaged counts, and the trials of each."""
     if path.endswith(".npz"):
         data, keys = np.load(path), ("movie", "counts")
     else:
