@@ -1,128 +1,161 @@
-"""Predict mouse superior colliculus spikes from a movie: ON/OFF and transient channels of a block-averaged
-centre-surround image, time-lagged PCA features, closed-form ridge regression and a softplus output.
+"""Predict mouse superior colliculus spikes from a movie: ON/OFF and transient channels of a
+block-averaged centre-surround image, time-lagged PCA features, closed-form ridge regression and a
+softplus output.
 
     python predict.py MOVIE.npy OUT.npy   # predict with the weights.npz beside this file
-    python predict.py --fit [DATA]        # refit weights.npz, printing a cross-validated estimate of accuracy
+    python predict.py --fit [DATA]        # refit weights.npz and print its cross-validated accuracy
 
-MOVIE.npy holds grey levels 0-255 as (frames, 12288) or (clips, frames, 12288), or with 96 x 128 frames;
-OUT.npy gets float64 expected spikes per 33 ms bin, (frames, neurons) or (clips, frames, neurons).
-DATA is SCNeuronModelCompetition.mat (the default; keys trainingmovie_mini, FRhist_tr) or an .npz holding
-movie (clips, frames, 12288) and counts (clips, frames, neurons). In Python: from predict import predict.
+MOVIE.npy holds grey levels 0-255 as (frames, 12288) or (clips, frames, 12288), or with 96 x 128
+frames; OUT.npy gets float64 expected spikes per 33 ms bin, (frames, neurons) or (clips, frames,
+neurons). DATA is the competition's SCNeuronModelCompetition.mat (the default; keys
+trainingmovie_mini and FRhist_tr) or an .npz holding movie (clips, frames, 12288) and counts (clips,
+frames, neurons).
+In Python: from predict import predict; rates = predict(movie).
 """
-import functools, os, sys, time
+import functools, os, signal, sys, time
 
 import numpy as np
 
 BLOCK = 8  # pixels per side of the blocks that frames are averaged over: 12 x 16 blocks
 TOP, BOTTOM = 2, 10  # block rows of the picture (pixel rows 16-79); the rest is black letterbox
-SURROUND, SIGMA = 0.8, 1.0  # weight and width (blocks) of the Gaussian surround, as in retinal receptive fields
+SURROUND, SIGMA = 0.8, 1.0  # weight and width (blocks) of the Gaussian surround, as in the retina
 COMPONENTS = 120  # principal components kept of the 768 channels
-LAGS = [(1, 3), (3, 6), (6, 13)]  # windows of past frames averaged, 33-400 ms; none at lag 0, as spikes lag the image
-PENALTIES = 10.0 ** np.arange(-1.5, 1.6, 0.5)  # ridge penalties tried, times the mean eigenvalue of X'X
+LAGS = [(1, 3), (3, 6), (6, 13)]  # windows of past frames averaged, 33-400 ms; spikes lag the image
+PENALTIES = 10.0 ** np.arange(-1.5, 1.6, 0.5)  # ridge penalties tried, times X'X's mean diagonal
 FOLDS = 6  # cross-validation folds, each a run of whole segments
 WIDTHS = 2.0 ** np.arange(-5, 1.1)  # softplus knee widths tried, times each neuron's mean rate
 WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights.npz")
 
 
-def shrink(pixels):
-    """(frames, rows / 8, 16) means of the 8 x 8 pixel blocks of (frames, rows * 128) grey levels."""
-    rows = pixels.reshape(len(pixels), -1, BLOCK, 128).sum(2, np.float64)  # (frames, rows / 8, 128)
-    return rows.reshape(len(pixels), -1, 16, BLOCK).sum(3) / BLOCK**2
+def check(ok, problem):
+    """Nothing; raises ValueError(problem) unless ok."""
+    if not ok:
+        raise ValueError(problem)
 
 
-def channels(blocks):
-    """(..., frames, 768) ON, OFF, brightening, darkening and energy channels of (..., frames, 8, 16) blocks."""
-    contrast = blocks.reshape(*blocks.shape[:-2], 128) / 127.5 - 1
+@functools.cache
+def warn(problem):
+    """Nothing; prints a warning on stderr, once for each problem."""
+    print(f"predict.py: warning: {problem}", file=sys.stderr)
+
+
+def blocks(pixels):
+    """(frames, rows / 8, 16) means of 8 x 8 pixel blocks of (frames, rows * 128) grey levels."""
+    low, high = pixels.min(), pixels.max()
+    check(low >= 0 and high <= 255, f"grey levels must lie in 0-255, not NaN or inf: {low}-{high}")
+    if 0 < high <= 1:
+        warn("all grey levels lie in 0-1, but the model expects 0-255")
+    pixels = pixels.reshape(len(pixels), -1, BLOCK, 16, BLOCK)  # (frames, rows / 8, 8, 16, 8)
+    return pixels.sum(2, np.float64).sum(3) / BLOCK**2
+
+
+def features(blocks, mean, axes):
+    """(clips, frames, 3 * components) lagged principal components of (clips, frames, 8, 16) blocks;
+    with no mean and axes given, the principal axes of these blocks' channels are found first."""
+    contrast = blocks.reshape(*blocks.shape[:2], 128) / 127.5 - 1  # (clips, frames, blocks)
     blur = [np.exp(-0.5 * (np.arange(n)[:, None] - np.arange(n)) ** 2 / SIGMA**2) for n in (8, 16)]
-    x = (contrast - SURROUND * contrast @ np.kron(*[b / b.sum(0) for b in blur])).astype(np.float32)  # centre - surround
-    d = np.diff(x, axis=-2, prepend=x[..., :1, :])  # change since the last frame, for transient cells
-    return np.concatenate([np.maximum(x, 0), np.maximum(-x, 0), np.maximum(d, 0), np.maximum(-d, 0), x * x, d * d], -1)
-
-
-def lagged(pcs):
-    """(clips, frames, 3 * components) principal components averaged over each window of past frames."""
-    pad = LAGS[-1][1]  # frames of history used
-    total = np.cumsum(np.pad(pcs, ((0, 0), (pad, 0), (0, 0))), 1)  # total[:, pad + t] = pcs[:, :t + 1].sum(1)
-    window = lambda lag: total[:, pad - lag:pad - lag + pcs.shape[1]]  # sums of pcs up to lag frames ago
-    return np.concatenate([(window(a) - window(b)) / (b - a) for a, b in LAGS], -1)
+    surround = contrast @ np.kron(*[b / b.sum(0) for b in blur])  # Gaussian-weighted neighbourhood
+    x = (contrast - SURROUND * surround).astype(np.float32)
+    d = np.diff(x, axis=1, prepend=x[:, :1])  # change since the last frame, for transient cells
+    C = np.concatenate([np.maximum(x, 0), np.maximum(-x, 0), np.maximum(d, 0), np.maximum(-d, 0),
+                        x * x, d * d], -1)  # (clips, frames, 768): ON, OFF and energy channels
+    mean = C.reshape(-1, 768).mean(0) if mean is None else mean
+    C -= mean
+    if axes is None:  # fitting: the principal axes of the channels, largest first
+        axes = np.linalg.eigh(np.tensordot(C, C, ((0, 1), (0, 1))))[1][:, :-COMPONENTS - 1:-1]
+    pcs = C @ axes  # (clips, frames, components)
+    total = np.cumsum(np.pad(pcs, ((0, 0), (LAGS[-1][1], 0), (0, 0))), 1)  # total[:, 13 + t]: to t
+    window = lambda lag: total[:, LAGS[-1][1] - lag:][:, :pcs.shape[1]]  # sums to lag frames ago
+    return np.concatenate([(window(a) - window(b)) / (b - a) for a, b in LAGS], -1), mean, axes
 
 
 def knee(z, width):
-    """Expected spikes from the ridge output: a softplus of unit slope, knee at width and floor at width / 4."""
+    """Expected spikes for ridge output z: unit-slope softplus, knee at width, floor width / 4."""
     return width * (np.logaddexp(0, z / width - 1) + 0.25)
 
 
+def respond(clip, w):
+    """(frames, neurons) expected spikes for one clip of grey levels under the weights w."""
+    check(clip.shape[1:] in [(12288,), (96, 128)] and clip.dtype.kind in "iuf" and len(clip) > 0,
+          f"a clip must be 1 or more frames of 12288 or 96 x 128 grey levels, not {clip.shape}")
+    picture = blocks(clip.reshape(len(clip), 12288))[None, :, TOP:BOTTOM]  # (1, frames, 8, 16)
+    X = features(picture, w["mean"], w["axes"])[0][0]  # (frames, features)
+    return knee(X @ w["W"] + w["bias"], w["width"])
+
+
 def read(path):
-    """Shrunk distinct clips (segments, frames, 8, 16), their trial-averaged counts, and the trials of each."""
-    if path.endswith(".npz"):
-        data, keys = np.load(path), ("movie", "counts")
-    else:
-        import h5py
-        data, keys = h5py.File(path, "r"), ("trainingmovie_mini", "FRhist_tr")
-    with data:
+    """Block means of the distinct clips (segments, frames, 8, 16), their mean counts and trials."""
+    try:  # a missing file, a folder, another format and a missing key all end here
+        if path.endswith(".npz"):
+            data, keys = np.load(path), ("movie", "counts")
+        else:
+            import h5py
+            data, keys = h5py.File(path, "r"), ("trainingmovie_mini", "FRhist_tr")
         movie, counts = data[keys[0]], np.asarray(data[keys[1]], np.float64)
-        if movie.shape[2:] != (12288,) or 0 in movie.shape or movie.dtype.kind not in "biuf" or counts.shape[:2] != movie.shape[:2]:
-            raise ValueError(f"need movie (clips, frames >= 1, 12288) of grey levels and counts (clips, frames, neurons), "
-                             f"not {movie.dtype} {movie.shape} and {counts.shape}")
-        if not ((counts >= 0) & (counts < np.inf)).all():
-            raise ValueError("counts must be finite and >= 0")
-        frames = movie.shape[1]  # clips that agree in the middle row of four frames are repeats
-        middle = np.hstack([movie[:, t, 6144:6272] for t in (0, frames // 3, 2 * frames // 3, frames - 1)])
-        _, first, repeats = np.unique(middle, axis=0, return_index=True, return_inverse=True)
-        if len(first) < 2:
-            raise ValueError("need 2 or more distinct clips to cross-validate")
-        clips = np.stack([shrink(movie[i, :, TOP * 1024:BOTTOM * 1024]) for i in first])  # each once, picture rows only
-        if not np.isfinite(clips).all():
-            raise ValueError("the movie holds NaN or inf")
-    repeats = repeats.ravel()  # the distinct clip that each clip shows
-    return clips, np.stack([counts[repeats == s].mean(0) for s in range(len(first))]), np.bincount(repeats)
+    except Exception:
+        raise ValueError(f"can't read {path}: --fit needs the competition's SCNeuronModel"
+                         "Competition.mat (from its 2017 release) or DATA.npz with movie and counts"
+                         ) from None
+    frames = movie.shape[1] if movie.ndim == 3 else 0
+    check(frames > LAGS[-1][1] and movie.shape[2] == 12288 and counts.shape[:2] == movie.shape[:2]
+          and movie.dtype.kind in "iuf"
+          and counts.ndim == 3 and ((counts >= 0) & (counts < np.inf)).all(),
+          f"need a movie (clips, {LAGS[-1][1] + 1} or more frames, 12288) and finite counts >= 0 "
+          f"(clips, frames, neurons), not {movie.shape} and {counts.shape}")
+    middle = np.hstack([movie[:, t, 6144:6272] for t in (0, frames // 3, -frames // 3, -1)])
+    _, first, repeats = np.unique(middle, axis=0, return_index=True, return_inverse=True)
+    check(len(first) > 1, f"{path} holds 1 distinct clip: need 2 or more to cross-validate")
+    Y = np.stack([counts[repeats.ravel() == s].mean(0) for s in range(len(first))])
+    clips = [blocks(movie[i, :, TOP * 1024:BOTTOM * 1024]) for i in first]  # once each, picture
+    return np.stack(clips), Y, np.bincount(repeats.ravel())
+
+
+def ridge(G, B, penalties):
+    """(penalties, features, neurons) ridge weights for X'X = G and X'Y = B, one set per penalty."""
+    eig, V = np.linalg.eigh(G)  # G = V diag(eig) V'
+    # W = (X'X + lam I)^-1 X'Y = V diag(1 / (eig + lam)) V'X'Y
+    return np.stack([V @ (V.T @ B / (eig + lam)[:, None]) for lam in penalties])
 
 
 def fit(path):
     """Weights fitted to the data at path, after printing their cross-validated accuracy."""
     clips, Y, trials = read(path)
-    C = channels(clips).reshape(-1, 768)  # (segments * frames, channels)
-    mean = C.mean(0)
-    C -= mean
-    axes = np.linalg.eigh(C.T @ C)[1][:, :-COMPONENTS - 1:-1]  # principal axes, largest first
-    X = lagged((C @ axes).reshape(len(clips), -1, COMPONENTS)).astype(np.float64)  # (segments, frames, features)
-    del C
-    mx, my = X.mean((0, 1)), Y.mean((0, 1))
+    X, mean, axes = features(clips, None, None)
+    X, Y = X.reshape(-1, X.shape[-1]).astype(np.float64), Y.reshape(-1, Y.shape[-1])  # (rows, ...)
+    mx, my, n = X.mean(0), Y.mean(0), np.arange(Y.shape[1])
     X -= mx
-    bounds = np.linspace(0, len(X), min(FOLDS, len(X)) + 1).astype(int)
-    folds = [(X[a:b].reshape(-1, X.shape[-1]), (Y[a:b] - my).reshape(-1, len(my))) for a, b in zip(bounds, bounds[1:])]
-    grams = [(x.T @ x, x.T @ y) for x, y in folds]  # each fold's share of X'X and X'Y
-    G, B = sum(g for g, _ in grams), sum(b for _, b in grams)
-    oof = np.empty((len(PENALTIES),) + Y.shape, np.float32)  # out-of-fold predictions for each penalty
-    for (x, _), (g, b), start, stop in zip(folds, grams, bounds, bounds[1:]):
-        eig, V = np.linalg.eigh(G - g)  # X'X of the other folds = V diag(eig) V'
-        xV, VB = x @ V, V.T @ (B - b)
-        for i, penalty in enumerate(PENALTIES * eig.mean()):
-            oof[i, start:stop] = (xV @ (VB / (eig + penalty)[:, None])).reshape(Y[start:stop].shape) + my
-    best = np.argmin([((o - Y) ** 2).sum() for o in oof])
-    oof = oof[best].astype(np.float64)
-    # W = (X'X + lam I)^-1 X'Y
-    W = np.linalg.solve(G + PENALTIES[best] * np.trace(G) / len(G) * np.eye(len(G)), B)
-    rate = np.maximum(my, 1e-3)  # each neuron's mean, kept off zero for silent neurons
+    G, B = X.T @ X, X.T @ (Y - my)
+    bounds = np.linspace(0, len(clips), min(FOLDS, len(clips)) + 1).astype(int) * clips.shape[1]
+    parts = [(X[a:b], Y[a:b] - my) for a, b in zip(bounds, bounds[1:])]  # runs of whole segments
+    penalties = PENALTIES * np.trace(G) / len(G)  # X'X of the other folds = total - the fold's
+    oof = np.concatenate([x @ ridge(G - x.T @ x, B - x.T @ y, penalties) for x, y in parts], 1)
+    oof += my  # (penalties, rows, neurons) out-of-fold predictions
+    best = np.argmin([((o - Y) ** 2).sum(0) for o in oof], 0)  # each neuron's, by out-of-fold error
+    W, oof = ridge(G, B, penalties)[best, :, n].T, oof[best, :, n].T  # (features | rows, neurons)
+    rate = np.maximum(my, 1e-3)  # each neuron's mean rate, kept off zero for silent neurons
     widths = WIDTHS[:, None] * rate  # (widths, neurons)
-    loss = [(r - Y * np.log(r)).sum((0, 1)) for r in (knee(oof, w) for w in widths)]  # Poisson, per neuron
-    width = widths[np.argmin(loss, 0), np.arange(len(my))]
-    rates, spikes = knee(oof, width), trials[:, None, None] * Y  # spikes summed over each segment's trials
-    P, A = [a.reshape(-1, len(my)) - a.reshape(-1, len(my)).mean(0) for a in (rates, Y)]  # (segments * frames, neurons)
-    cc = np.mean((P * A).sum(0) / np.sqrt((P * P).sum(0) * (A * A).sum(0) + 1e-12))
-    bits = (spikes * np.log(rates / rate) - trials[:, None, None] * (rates - rate)).sum() / spikes.sum() / np.log(2)
-    print(f"{len(Y)} segments, {len(bounds) - 1}-fold cross-validated: cc with trial average {cc:.3f}, {bits:.3f} bits/spike over the mean")
+    loss = [(r - Y * np.log(r)).sum(0) for r in (knee(oof, w) for w in widths)]  # Poisson
+    width = widths[np.argmin(loss, 0), n]
+    rates, trials = knee(oof, width), trials.repeat(clips.shape[1])[:, None]  # trials of each row
+    z = [(a - a.mean(0)) / (a.std(0) + 1e-12) for a in (rates, Y)]  # standardised, per neuron
+    cc = (z[0] * z[1]).mean()  # correlation, averaged over neurons
+    gain = trials * (Y * np.log(rates / rate) - rates + rate)  # Poisson log-likelihood gain
+    print(f"{len(clips)} segments, {len(parts)}-fold cross-validated: cc with trial average "
+          f"{cc:.3f}, {gain.sum() / (trials * Y).sum() / np.log(2):.3f} bits/spike over the mean")
     return dict(mean=mean, axes=axes, W=W, bias=my - mx @ W, width=width)
 
 
-@functools.lru_cache(maxsize=1)
+@functools.cache
 def weights():
-    """The fitted model, loaded once from weights.npz."""
+    """The fitted model, loaded once from weights.npz and tried on a black frame."""
     try:
         with np.load(WEIGHTS, allow_pickle=False) as z:
-            return {key: z[key].astype(np.float64) for key in ("mean", "axes", "W", "bias", "width")}
+            w = {key: z[key].astype(np.float64) for key in ("mean", "axes", "W", "bias", "width")}
+        check(all(np.isfinite(v).all() for v in w.values()), "NaN or inf")
+        respond(np.zeros((1, 12288)), w)  # raises if the shapes disagree
     except Exception as error:  # whatever the failure, the file can't be used
         raise ValueError(f"{WEIGHTS} is missing or malformed ({error}); refit with --fit") from None
+    return w
 
 
 def several(movie):
@@ -131,28 +164,21 @@ def several(movie):
 
 
 def predict(movie):
-    """Expected spikes per bin, (frames, neurons) or (clips, frames, neurons), for a movie of grey levels 0-255."""
-    movie, w = np.asarray(movie), weights()
-    if several(movie) and len(movie) == 0:
-        raise ValueError("the movie has no clips")
-    if several(movie):
-        return np.stack([predict(clip) for clip in movie])
-    if movie.shape[1:] not in [(12288,), (96, 128)] or movie.dtype.kind not in "biuf" or len(movie) == 0:
-        raise ValueError(f"a clip must be 1 or more frames of 12288 or 96 x 128 grey levels, not {movie.dtype} {movie.shape}")
-    blocks = shrink(movie.reshape(len(movie), 12288))  # (frames, 12, 16), the letterbox included
-    if not np.isfinite(blocks).all():
-        raise ValueError("the movie holds NaN or inf")
-    X = lagged(((channels(blocks[:, TOP:BOTTOM]) - w["mean"]) @ w["axes"])[None])[0]  # (frames, features)
-    return knee(X @ w["W"] + w["bias"], w["width"])
+    """Expected spikes per bin, (frames, neurons) or (clips, frames, neurons), of grey levels."""
+    movie = np.asarray(movie)
+    if not several(movie):
+        return respond(movie, weights())
+    check(len(movie) > 0, "the movie has no clips")
+    return np.stack([predict(clip) for clip in movie])
 
 
 def save(path, write):
-    """Write path atomically: write(file) into a temporary file, then rename it into place."""
-    tmp = f"{path}.{os.getpid()}.tmp"
+    """Nothing; writes path (or a link's target) atomically: write(file) to a temporary, rename."""
+    tmp = f"{os.path.realpath(path)}.{os.getpid()}.tmp"
     try:
         with open(tmp, "wb") as f:
             write(f)
-        os.replace(tmp, path)
+        os.replace(tmp, os.path.realpath(path))
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -161,24 +187,34 @@ def save(path, write):
 def main(args):
     """Run the command line; returns the exit status."""
     start = time.time()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill ends as Ctrl-C does
     try:
         if args[:1] == ["--fit"] and len(args) <= 2:
-            model = fit(args[1] if len(args) == 2 else "SCNeuronModelCompetition.mat")
-            save(WEIGHTS, lambda f: np.savez_compressed(f, **{key: value.astype(np.float32) for key, value in model.items()}))
-            weights.cache_clear()
+            model = {k: v.astype(np.float32) for k, v in fit(*args[1:] or [
+                "SCNeuronModelCompetition.mat"]).items()}
+            save(WEIGHTS, lambda f: np.savez_compressed(f, **model))
+            done = f"{WEIGHTS}: {len(model['bias'])} neurons"
         elif len(args) == 2 and not args[0].startswith("-"):
-            movie = np.asarray(np.load(args[0], mmap_mode="r"))  # each clip is mapped anew below, so its memory is returned once used
-            clips = (np.load(args[0], mmap_mode="r")[i] for i in range(len(movie)))
-            rates = np.stack([predict(clip) for clip in clips]) if several(movie) and len(movie) else predict(movie)
+            try:
+                movie = np.load(args[0], mmap_mode="r", allow_pickle=False)
+            except Exception:  # missing, empty, truncated, text or pickled
+                raise ValueError(f"can't read {args[0]} as a .npy array of grey levels") from None
+            check(not os.path.exists(args[1]) or not os.path.samefile(*args),
+                  f"won't write the prediction over the movie {args[0]}")
+            clips = (np.load(args[0], mmap_mode="r")[i] for i in range(len(movie)))  # mapped anew
+            rates = np.stack(list(map(predict, clips))) if several(movie) and len(movie) else (
+                predict(movie))
             save(args[1], lambda f: np.save(f, rates))
+            done = f"{args[1]}: {rates.shape} expected spikes per bin, mean {rates.mean():.3f}"
         else:
-            asked = args[:1] in (["-h"], ["--help"])
-            print(__doc__, file=sys.stdout if asked else sys.stderr)
-            return 0 if asked else 2
-    except Exception as error:  # bad input of any kind gets one line, never a traceback
-        print(f"predict.py {' '.join(args)}: {error}", file=sys.stderr)
-        return 2
-    print(f"{'fit' if args[0] == '--fit' else 'predict'}: {time.time() - start:.2f} s", file=sys.stderr)
+            print(__doc__, file=sys.stdout if args in (["-h"], ["--help"]) else sys.stderr)
+            return 0 if args in (["-h"], ["--help"]) else 2
+    except (Exception, KeyboardInterrupt) as error:  # one line, never a traceback
+        stop = isinstance(error, KeyboardInterrupt)
+        problem = "interrupted, nothing written" if stop else " ".join(str(error).split())
+        print(f"predict.py: {problem}", file=sys.stderr)
+        return 130 if stop else 2
+    print(f"wrote {done}, in {time.time() - start:.1f} s")
     return 0
 
 

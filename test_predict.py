@@ -75,7 +75,7 @@ def test_shrink_gives_8_by_8_block_means():
     pixels = np.random.default_rng(1).uniform(0, 255, (3, 96 * 128))
     image = pixels.reshape(3, 96, 128)
     expected = [[image[:, 8 * r:8 * r + 8, 8 * c:8 * c + 8].mean((1, 2)) for c in range(16)] for r in range(12)]
-    assert np.allclose(predict.shrink(pixels), np.transpose(expected, (2, 0, 1)))
+    assert np.allclose(predict.blocks(pixels), np.transpose(expected, (2, 0, 1)))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.uint8])
@@ -164,6 +164,9 @@ def test_fit_reads_the_competition_mat_layout(tmp_path):
     (np.where(np.arange(12288) == 5, np.nan, 0.0)[None], "NaN"),  # in the letterbox
     (np.full((2, 4, 96, 128), np.inf), "NaN or inf"),
     (np.full((4, 12288), "a"), "grey levels"),
+    (np.full((4, 12288), 1000.0), "0-255"),
+    (np.full((4, 96, 128), -5000), "0-255"),
+    (np.ones((4, 12288), bool), "grey levels"),
 ])
 def test_bad_movies_raise_value_error(fitted, movie, problem):
     with pytest.raises(ValueError, match=problem):
@@ -183,33 +186,59 @@ def test_missing_or_malformed_weights_raise_value_error(tmp_path, monkeypatch):
     predict.weights.cache_clear()
 
 
+def open_bytes(path):
+    """The bytes of the file at path."""
+    return pathlib.Path(path).read_bytes()
+
+
 def bad_inputs(tmp_path):
     """(arguments, problem named on stderr) for each bad input to the command line."""
     good = np.zeros((2, 3, 12288))
     np.save(tmp_path / "nan.npy", np.full((2, 3, 12288), np.nan))
     np.save(tmp_path / "pixels.npy", np.zeros((2, 3, 100)))
-    np.save(tmp_path / "empty.npy", np.zeros((0, 12288)))
+    np.save(tmp_path / "noclip.npy", np.zeros((0, 12288)))
+    np.save(tmp_path / "good.npy", good)
+    np.save(tmp_path / "large.npy", good + 1000)
     (tmp_path / "garbage.npy").write_bytes(b"\x93NUMPY garbage")
     np.savez(tmp_path / "nokey.npz", movie=good)
     np.savez(tmp_path / "frames.npz", movie=good, counts=np.zeros((2, 4, 1)))
     np.savez(tmp_path / "clips.npz", movie=good, counts=np.zeros((3, 3, 1)))
     np.savez(tmp_path / "negative.npz", movie=good, counts=-np.ones((2, 3, 1)))
     np.savez(tmp_path / "noframes.npz", movie=good[:, :0], counts=np.zeros((2, 0, 1)))
+    np.savez(tmp_path / "short.npz", movie=np.zeros((4, 13, 12288)), counts=np.zeros((4, 13, 1)))
+    np.savez(tmp_path / "rank.npz", movie=np.zeros((4, 20, 12288)), counts=np.zeros((4, 20)))
     (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 a truncated zip file")
+    (tmp_path / "folder.mat").mkdir()
+    (tmp_path / "text.mat").write_text("not HDF5")
+    (tmp_path / "empty.npy").write_bytes(b"")
+    (tmp_path / "text.npy").write_text("1 2 3")
+    np.save(tmp_path / "objects.npy", np.array([None, 1], dtype=object), allow_pickle=True)
+    (tmp_path / "truncated.npy").write_bytes(open_bytes(tmp_path / "pixels.npy")[:-50])
     return [
         (["missing.npy", "out.npy"], "missing.npy"),
         (["garbage.npy", "out.npy"], "garbage.npy"),
         (["nan.npy", "out.npy"], "NaN"),
         (["pixels.npy", "out.npy"], "12288"),
-        (["empty.npy", "out.npy"], "1 or more frames"),
+        (["noclip.npy", "out.npy"], "1 or more frames"),
         (["--fit", "missing.mat"], "missing.mat"),
         (["--fit", "garbage.npy"], "garbage.npy"),
         (["--fit", "nokey.npz"], "counts"),
         (["--fit", "frames.npz"], "(2, 4, 1)"),
         (["--fit", "clips.npz"], "(3, 3, 1)"),
         (["--fit", "negative.npz"], ">= 0"),
-        (["--fit", "noframes.npz"], "frames >= 1"),
+        (["--fit", "noframes.npz"], "14 or more frames"),
         (["--fit", "broken.npz"], "broken.npz"),
+        (["--fit", "short.npz"], "14 or more frames"),
+        (["--fit", "rank.npz"], "(4, 20)"),
+        (["--fit", "folder.mat"], "folder.mat"),
+        (["--fit", "text.mat"], "text.mat"),
+        (["--fit"], "SCNeuronModelCompetition.mat (from its 2017 release) or DATA.npz"),
+        (["empty.npy", "out.npy"], "can't read empty.npy"),
+        (["text.npy", "out.npy"], "can't read text.npy"),
+        (["objects.npy", "out.npy"], "can't read objects.npy"),
+        (["truncated.npy", "out.npy"], "can't read truncated.npy"),
+        (["good.npy", "good.npy"], "over the movie"),
+        (["large.npy", "out.npy"], "0-255"),
     ]
 
 
@@ -227,6 +256,7 @@ def test_bad_input_on_the_command_line_is_one_line_and_changes_nothing(model_dir
         assert (tmp_path / "out.npy").read_bytes() == b"old output"
         assert (tmp_path / "weights.npz").read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == files  # no new file, not even a temporary one
+    assert np.array_equal(np.load(tmp_path / "good.npy"), np.zeros((2, 3, 12288)))
 
 
 def test_missing_weights_on_the_command_line(tmp_path):
@@ -241,3 +271,72 @@ def test_help_explains_both_uses():
     done = run(HERE, "--help")
     assert done.returncode == 0 and "--fit" in done.stdout and "OUT.npy" in done.stdout
 
+
+
+@pytest.mark.parametrize("problem", ["nan", "shape"])
+def test_malformed_weights_are_one_line_on_the_command_line(model_dir, tmp_path, problem):
+    shutil.copy(model_dir / "predict.py", tmp_path)
+    with np.load(model_dir / "weights.npz") as z:
+        model = dict(z)
+    model["W"] = model["W"][:-1] if problem == "shape" else np.where(model["W"] > 0, np.nan, 0)
+    np.savez(tmp_path / "weights.npz", **model)
+    np.save(tmp_path / "movie.npy", np.zeros((3, 12288)))
+    done = run(tmp_path, tmp_path / "movie.npy", tmp_path / "out.npy")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "weights.npz is missing or malformed" in done.stderr
+    assert not (tmp_path / "out.npy").exists()
+
+
+def test_output_through_a_symlink_goes_to_its_target(model_dir, fitted, tmp_path):
+    movie = blocky_movie(np.random.default_rng(11), 1, 20)
+    np.save(tmp_path / "movie.npy", movie)
+    (tmp_path / "target.npy").write_bytes(b"old")
+    (tmp_path / "link.npy").symlink_to(tmp_path / "target.npy")
+    done = run(model_dir, tmp_path / "movie.npy", tmp_path / "link.npy")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "link.npy").is_symlink()
+    assert np.array_equal(np.load(tmp_path / "target.npy"), fitted(movie))
+
+
+def test_prediction_prints_shape_and_mean_and_warns_of_0_to_1_grey_levels(model_dir, fitted, tmp_path):
+    movie = blocky_movie(np.random.default_rng(12), 2, 20) / 255.0
+    np.save(tmp_path / "movie.npy", movie)
+    done = run(model_dir, tmp_path / "movie.npy", tmp_path / "out.npy")
+    assert done.returncode == 0
+    assert done.stderr.count("\n") == 1 and "0-255" in done.stderr  # one warning, not one per clip
+    rates = np.load(tmp_path / "out.npy")
+    assert np.array_equal(rates, fitted(movie)) and rates.shape == (2, 20, 2)
+    assert "(2, 20, 2)" in done.stdout and f"mean {rates.mean():.3f}" in done.stdout
+
+
+def test_fit_prints_where_it_wrote_and_how_many_neurons(tmp_path):
+    shutil.copy(HERE / "predict.py", tmp_path)
+    movie, counts, _ = planted_data(seed=13, segments=4, frames=30)
+    np.savez(tmp_path / "data.npz", movie=movie, counts=counts)
+    done = run(tmp_path, "--fit", tmp_path / "data.npz")
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {tmp_path / 'weights.npz'}: 2 neurons" in done.stdout
+
+
+INTERRUPT = """
+import os, signal, sys
+import numpy as np
+import predict
+def killed(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIG{0})
+    signal.pthread_kill(signal.pthread_self(), 0)  # let the handler run before returning
+np.save = killed
+sys.exit(predict.main(["movie.npy", "out.npy"]))
+"""
+
+
+@pytest.mark.parametrize("kind", ["INT", "TERM"])
+def test_interrupt_while_writing_is_one_line_and_leaves_no_file(model_dir, tmp_path, kind):
+    shutil.copy(model_dir / "predict.py", tmp_path)
+    shutil.copy(model_dir / "weights.npz", tmp_path)
+    np.save(tmp_path / "movie.npy", np.zeros((3, 12288)))
+    files = sorted(os.listdir(tmp_path))
+    done = subprocess.run([sys.executable, "-c", INTERRUPT.format(kind)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130 and done.stderr == "predict.py: interrupted, nothing written\n"
+    assert sorted(os.listdir(tmp_path)) == files
