@@ -84,7 +84,8 @@ def respond(clip, w):
 
 
 def read(path):
-    """Block means of the distinct clips (segments, frames, 8, 16), their mean counts and trials."""
+    """Block means of the distinct clips (segments, frames, 8, 16), their mean counts and trials.
+    Clips whose row sums agree at three frames are repeats of one segment."""
     try:  # a missing file, a folder, another format and a missing key all end here
         if path.endswith(".npz"):
             data, keys = np.load(path), ("movie", "counts")
@@ -102,8 +103,8 @@ def read(path):
           and counts.ndim == 3 and ((counts >= 0) & (counts < np.inf)).all(),
           f"need a movie (clips, {LAGS[-1][1] + 1} or more frames, 12288) and finite counts >= 0 "
           f"(clips, frames, neurons), not {movie.shape} and {counts.shape}")
-    middle = np.hstack([movie[:, t, 6144:6272] for t in (0, frames // 3, -frames // 3, -1)])
-    _, first, repeats = np.unique(middle, axis=0, return_index=True, return_inverse=True)
+    rows = [movie[:, t, :].reshape(len(movie), 96, 128).sum(2) for t in (0, frames // 2, -1)]
+    _, first, repeats = np.unique(np.hstack(rows), axis=0, return_index=True, return_inverse=True)
     check(len(first) > 1, f"{path} holds 1 distinct clip: need 2 or more to cross-validate")
     Y = np.stack([counts[repeats.ravel() == s].mean(0) for s in range(len(first))])
     clips = [blocks(movie[i, :, TOP * 1024:BOTTOM * 1024]) for i in first]  # once each, picture
