@@ -1,6 +1,6 @@
-"""Predict mouse superior colliculus spikes from a movie: ON/OFF and transient channels of a
-block-averaged centre-surround image, time-lagged PCA features, closed-form ridge regression and a
-softplus output.
+"""Predict mouse superior colliculus spikes from a movie: local ON/OFF, transient and energy
+channels and oriented and motion channels of block-averaged frames, time-lagged PCA features of
+each group, closed-form ridge regression and a softplus output.
 
     python predict.py MOVIE.npy OUT.npy   # predict with the weights.npz beside this file
     python predict.py --fit [DATA]        # refit weights.npz and print its cross-validated accuracy
@@ -9,8 +9,7 @@ MOVIE.npy holds grey levels 0-255 as (frames, 12288) or (clips, frames, 12288), 
 frames; OUT.npy gets float64 expected spikes per 33 ms bin, (frames, neurons) or (clips, frames,
 neurons). DATA is the competition's SCNeuronModelCompetition.mat (the default; keys
 trainingmovie_mini and FRhist_tr) or an .npz holding movie (clips, frames, 12288) and counts (clips,
-frames, neurons).
-In Python: from predict import predict; rates = predict(movie).
+frames, neurons). In Python: from predict import predict; rates = predict(movie).
 """
 import functools, os, signal, sys, time
 
@@ -19,7 +18,8 @@ import numpy as np
 BLOCK = 8  # pixels per side of the blocks that frames are averaged over: 12 x 16 blocks
 TOP, BOTTOM = 2, 10  # block rows of the picture (pixel rows 16-79); the rest is black letterbox
 SURROUND, SIGMA = 0.8, 1.0  # weight and width (blocks) of the Gaussian surround, as in the retina
-COMPONENTS = 120  # principal components kept of the 768 channels
+COMPONENTS = 120, 40  # principal components kept of the 768 local and of the 256 oriented channels
+ORIENTED = 0.3  # scale of the oriented channels: their components get a 1 / 0.3^2 stronger penalty
 LAGS = [(1, 3), (3, 6), (6, 13)]  # windows of past frames averaged, 33-400 ms; spikes lag the image
 PENALTIES = 10.0 ** np.arange(-1.5, 1.6, 0.5)  # ridge penalties tried, times X'X's mean diagonal
 FOLDS = 6  # cross-validation folds, each a run of whole segments
@@ -39,6 +39,19 @@ def warn(problem):
     print(f"predict.py: warning: {problem}", file=sys.stderr)
 
 
+def load(path, keys, what):
+    """The arrays under keys in the .npz or .mat (HDF5) file at path; with no keys, the array in
+    the .npy file at path, memory-mapped."""
+    try:  # a missing, empty, truncated or text file, a folder, Python objects or a missing key
+        if keys and not path.endswith(".npz"):
+            import h5py
+            return [h5py.File(path, "r")[key] for key in keys]
+        data = np.load(path, mmap_mode="r", allow_pickle=False)
+        return [data[key] for key in keys] if keys else data
+    except Exception:
+        raise ValueError(f"can't read {path}: need {what}") from None
+
+
 def blocks(pixels):
     """(frames, rows / 8, 16) means of 8 x 8 pixel blocks of (frames, rows * 128) grey levels."""
     low, high = pixels.min(), pixels.max()
@@ -49,24 +62,28 @@ def blocks(pixels):
     return pixels.sum(2, np.float64).sum(3) / BLOCK**2
 
 
-def features(blocks, mean, axes):
-    """(clips, frames, 3 * components) lagged principal components of (clips, frames, 8, 16) blocks;
-    with no mean and axes given, the principal axes of these blocks' channels are found first."""
-    contrast = blocks.reshape(*blocks.shape[:2], 128) / 127.5 - 1  # (clips, frames, blocks)
+def channels(blocks):
+    """(frames, 768 + 256) local and oriented channels of one clip's (frames, 8, 16) blocks."""
+    c = (blocks / 127.5 - 1).astype(np.float32)  # contrast
     blur = [np.exp(-0.5 * (np.arange(n)[:, None] - np.arange(n)) ** 2 / SIGMA**2) for n in (8, 16)]
-    surround = contrast @ np.kron(*[b / b.sum(0) for b in blur])  # Gaussian-weighted neighbourhood
-    x = (contrast - SURROUND * surround).astype(np.float32)
-    d = np.diff(x, axis=1, prepend=x[:, :1])  # change since the last frame, for transient cells
-    C = np.concatenate([np.maximum(x, 0), np.maximum(-x, 0), np.maximum(d, 0), np.maximum(-d, 0),
-                        x * x, d * d], -1)  # (clips, frames, 768): ON, OFF and energy channels
-    mean = C.reshape(-1, 768).mean(0) if mean is None else mean
-    C -= mean
-    if axes is None:  # fitting: the principal axes of the channels, largest first
-        axes = np.linalg.eigh(np.tensordot(C, C, ((0, 1), (0, 1))))[1][:, :-COMPONENTS - 1:-1]
-    pcs = C @ axes  # (clips, frames, components)
-    total = np.cumsum(np.pad(pcs, ((0, 0), (LAGS[-1][1], 0), (0, 0))), 1)  # total[:, 13 + t]: to t
-    window = lambda lag: total[:, LAGS[-1][1] - lag:][:, :pcs.shape[1]]  # sums to lag frames ago
-    return np.concatenate([(window(a) - window(b)) / (b - a) for a, b in LAGS], -1), mean, axes
+    flat = c.reshape(len(c), 128)  # (frames, blocks); next, centre - surround
+    x = flat - SURROUND * flat @ np.kron(*[b / b.sum(0) for b in blur]).astype(np.float32)
+    d = np.diff(x, axis=0, prepend=x[:1])  # change since the last frame, for transient cells
+    gx, gy = np.diff(c, axis=2, append=c[..., -1:]), np.diff(c, axis=1, append=c[:, -1:])
+    dt = np.diff(c, axis=0, prepend=c[:1])  # an edge moving along +x has dt * gx < 0
+    pairs = [(gx, gx), (gy, gy), (gx + gy, gx + gy), (gx - gy, gx - gy), (dt, gx), (-dt, gx),
+             (dt, gy), (-dt, gy)]  # products: orientation energy, then motion along -x, x, -y, y
+    pooled = [np.maximum(a * b, 0).reshape(-1, 4, 2, 8, 2).mean((2, 4)) for a, b in pairs]
+    return np.concatenate([np.maximum(x, 0), np.maximum(-x, 0), np.maximum(d, 0), np.maximum(-d, 0),
+                           x * x, d * d, ORIENTED * np.stack(pooled, 1).reshape(-1, 256)], -1)
+
+
+def lagged(pcs):
+    """(clips, frames, 3 * components) principal components averaged over each window of lags."""
+    pad = LAGS[-1][1]  # frames of history used
+    total = np.cumsum(np.pad(pcs, ((0, 0), (pad, 0), (0, 0))), 1)  # total[:, pad + t] = sum to t
+    window = lambda lag: total[:, pad - lag:pad - lag + pcs.shape[1]]  # sums to lag frames ago
+    return np.concatenate([(window(a) - window(b)) / (b - a) for a, b in LAGS], -1)
 
 
 def knee(z, width):
@@ -78,37 +95,33 @@ def respond(clip, w):
     """(frames, neurons) expected spikes for one clip of grey levels under the weights w."""
     check(clip.shape[1:] in [(12288,), (96, 128)] and clip.dtype.kind in "iuf" and len(clip) > 0,
           f"a clip must be 1 or more frames of 12288 or 96 x 128 grey levels, not {clip.shape}")
-    picture = blocks(clip.reshape(len(clip), 12288))[None, :, TOP:BOTTOM]  # (1, frames, 8, 16)
-    X = features(picture, w["mean"], w["axes"])[0][0]  # (frames, features)
+    picture = blocks(clip.reshape(len(clip), 12288))[:, TOP:BOTTOM]  # (frames, 8, 16)
+    X = lagged(((channels(picture) - w["mean"]) @ w["axes"])[None])[0]  # (frames, features)
     return knee(X @ w["W"] + w["bias"], w["width"])
 
 
 def read(path):
-    """Block means of the distinct clips (segments, frames, 8, 16), their mean counts and trials.
-    Clips whose row sums agree at three frames are repeats of one segment."""
-    try:  # a missing file, a folder, another format and a missing key all end here
-        if path.endswith(".npz"):
-            data, keys = np.load(path), ("movie", "counts")
-        else:
-            import h5py
-            data, keys = h5py.File(path, "r"), ("trainingmovie_mini", "FRhist_tr")
-        movie, counts = data[keys[0]], np.asarray(data[keys[1]], np.float64)
-    except Exception:
-        raise ValueError(f"can't read {path}: --fit needs the competition's SCNeuronModel"
-                         "Competition.mat (from its 2017 release) or DATA.npz with movie and counts"
-                         ) from None
-    frames = movie.shape[1] if movie.ndim == 3 else 0
-    check(frames > LAGS[-1][1] and movie.shape[2] == 12288 and counts.shape[:2] == movie.shape[:2]
-          and movie.dtype.kind in "iuf"
-          and counts.ndim == 3 and ((counts >= 0) & (counts < np.inf)).all(),
+    """Block means of the distinct clips (segments, frames, 8, 16), their mean counts and trials."""
+    keys = ("movie", "counts") if path.endswith(".npz") else ("trainingmovie_mini", "FRhist_tr")
+    movie, counts = load(path, keys, "the competition's SCNeuronModelCompetition.mat (from its "
+                         "2017 release) or DATA.npz holding movie and counts")
+    counts, frames = np.asarray(counts, np.float64), movie.shape[1] if movie.ndim == 3 else 0
+    check(frames > LAGS[-1][1] and movie.shape[2] == 12288 and movie.dtype.kind in "iuf"
+          and counts.ndim == 3 and counts.shape[:2] == movie.shape[:2]
+          and ((counts >= 0) & (counts < np.inf)).all(),
           f"need a movie (clips, {LAGS[-1][1] + 1} or more frames, 12288) and finite counts >= 0 "
           f"(clips, frames, neurons), not {movie.shape} and {counts.shape}")
-    rows = [movie[:, t, :].reshape(len(movie), 96, 128).sum(2) for t in (0, frames // 2, -1)]
+    rows = [movie[:, t].reshape(-1, 96, 128).sum(2) for t in (0, frames // 2, -1)]  # row sums
     _, first, repeats = np.unique(np.hstack(rows), axis=0, return_index=True, return_inverse=True)
     check(len(first) > 1, f"{path} holds 1 distinct clip: need 2 or more to cross-validate")
     Y = np.stack([counts[repeats.ravel() == s].mean(0) for s in range(len(first))])
     clips = [blocks(movie[i, :, TOP * 1024:BOTTOM * 1024]) for i in first]  # once each, picture
     return np.stack(clips), Y, np.bincount(repeats.ravel())
+
+
+def principal(C, k):
+    """(channels, k) principal axes of centred channels C (clips, frames, channels), largest 1st."""
+    return np.linalg.eigh(np.tensordot(C, C, ((0, 1), (0, 1))))[1][:, :-k - 1:-1]
 
 
 def ridge(G, B, penalties):
@@ -121,8 +134,15 @@ def ridge(G, B, penalties):
 def fit(path):
     """Weights fitted to the data at path, after printing their cross-validated accuracy."""
     clips, Y, trials = read(path)
-    X, mean, axes = features(clips, None, None)
-    X, Y = X.reshape(-1, X.shape[-1]).astype(np.float64), Y.reshape(-1, Y.shape[-1])  # (rows, ...)
+    C = np.stack([channels(clip) for clip in clips])  # (segments, frames, channels)
+    mean = C.reshape(-1, C.shape[-1]).mean(0)
+    C -= mean
+    axes = np.zeros((C.shape[-1], sum(COMPONENTS)))  # block-diagonal: a PCA for each group
+    axes[:768, :COMPONENTS[0]] = principal(C[..., :768], COMPONENTS[0])
+    axes[768:, COMPONENTS[0]:] = principal(C[..., 768:], COMPONENTS[1])
+    X = lagged(C @ axes.astype(np.float32)).astype(np.float64)  # (segments, frames, features)
+    del C
+    X, Y = X.reshape(-1, X.shape[-1]), Y.reshape(-1, Y.shape[-1])  # (rows, ...)
     mx, my, n = X.mean(0), Y.mean(0), np.arange(Y.shape[1])
     X -= mx
     G, B = X.T @ X, X.T @ (Y - my)
@@ -139,11 +159,12 @@ def fit(path):
     width = widths[np.argmin(loss, 0), n]
     rates, trials = knee(oof, width), trials.repeat(clips.shape[1])[:, None]  # trials of each row
     z = [(a - a.mean(0)) / (a.std(0) + 1e-12) for a in (rates, Y)]  # standardised, per neuron
-    cc = (z[0] * z[1]).mean()  # correlation, averaged over neurons
     gain = trials * (Y * np.log(rates / rate) - rates + rate)  # Poisson log-likelihood gain
     print(f"{len(clips)} segments, {len(parts)}-fold cross-validated: cc with trial average "
-          f"{cc:.3f}, {gain.sum() / (trials * Y).sum() / np.log(2):.3f} bits/spike over the mean")
-    return dict(mean=mean, axes=axes, W=W, bias=my - mx @ W, width=width)
+          f"{(z[0] * z[1]).mean():.3f}, {gain.sum() / (trials * Y).sum() / np.log(2):.3f} "
+          "bits/spike over the mean")
+    model = dict(mean=mean, axes=axes, W=W, bias=my - mx @ W, width=width)
+    return {key: value.astype(np.float32) for key, value in model.items()}  # as weights.npz holds
 
 
 @functools.cache
@@ -188,28 +209,24 @@ def save(path, write):
 def main(args):
     """Run the command line; returns the exit status."""
     start = time.time()
+    if not (args[:1] == ["--fit"] and len(args) <= 2 or len(args) == 2 and args[0][:1] != "-"):
+        print(__doc__, file=sys.stdout if args in (["-h"], ["--help"]) else sys.stderr)
+        return 0 if args in (["-h"], ["--help"]) else 2
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill ends as Ctrl-C does
     try:
-        if args[:1] == ["--fit"] and len(args) <= 2:
-            model = {k: v.astype(np.float32) for k, v in fit(*args[1:] or [
-                "SCNeuronModelCompetition.mat"]).items()}
+        if args[0] == "--fit":
+            model = fit(args[1] if len(args) > 1 else "SCNeuronModelCompetition.mat")
             save(WEIGHTS, lambda f: np.savez_compressed(f, **model))
             done = f"{WEIGHTS}: {len(model['bias'])} neurons"
-        elif len(args) == 2 and not args[0].startswith("-"):
-            try:
-                movie = np.load(args[0], mmap_mode="r", allow_pickle=False)
-            except Exception:  # missing, empty, truncated, text or pickled
-                raise ValueError(f"can't read {args[0]} as a .npy array of grey levels") from None
+        else:
+            movie = load(args[0], (), "a .npy movie of grey levels")
             check(not os.path.exists(args[1]) or not os.path.samefile(*args),
                   f"won't write the prediction over the movie {args[0]}")
             clips = (np.load(args[0], mmap_mode="r")[i] for i in range(len(movie)))  # mapped anew
-            rates = np.stack(list(map(predict, clips))) if several(movie) and len(movie) else (
+            rates = np.stack([*map(predict, clips)]) if several(movie) and len(movie) else (
                 predict(movie))
             save(args[1], lambda f: np.save(f, rates))
             done = f"{args[1]}: {rates.shape} expected spikes per bin, mean {rates.mean():.3f}"
-        else:
-            print(__doc__, file=sys.stdout if args in (["-h"], ["--help"]) else sys.stderr)
-            return 0 if args in (["-h"], ["--help"]) else 2
     except (Exception, KeyboardInterrupt) as error:  # one line, never a traceback
         stop = isinstance(error, KeyboardInterrupt)
         problem = "interrupted, nothing written" if stop else " ".join(str(error).split())
