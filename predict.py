@@ -69,7 +69,7 @@ def channels(blocks):
     flat = c.reshape(len(c), 128)  # (frames, blocks); next, centre - surround
     x = flat - SURROUND * flat @ np.kron(*[b / b.sum(0) for b in blur]).astype(np.float32)
     d = np.diff(x, axis=0, prepend=x[:1])  # change since the last frame, for transient cells
-    gx, gy = np.diff(c, axis=2, append=c[..., -1:]), np.diff(c, axis=1, append=c[:, -1:])
+    gx, gy = np.gradient(c, axis=(2, 1))  # spatial gradient, central differences
     dt = np.diff(c, axis=0, prepend=c[:1])  # an edge moving along +x has dt * gx < 0
     pairs = [(gx, gx), (gy, gy), (gx + gy, gx + gy), (gx - gy, gx - gy), (dt, gx), (-dt, gx),
              (dt, gy), (-dt, gy)]  # products: orientation energy, then motion along -x, x, -y, y

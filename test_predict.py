@@ -340,3 +340,25 @@ def test_interrupt_while_writing_is_one_line_and_leaves_no_file(model_dir, tmp_p
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 130 and done.stderr == "predict.py: interrupted, nothing written\n"
     assert sorted(os.listdir(tmp_path)) == files
+
+
+def moving_bar(step, frames=12):
+    """(frames, 8, 16) blocks of a bright vertical bar on black moving `step` blocks per frame."""
+    blocks = np.zeros((frames, 8, 16))
+    for t in range(frames):
+        blocks[t, :, (4 + step * t) % 16] = 255
+    return blocks
+
+
+def test_motion_channels_tell_right_from_left():
+    right, left = predict.channels(moving_bar(1)), predict.channels(moving_bar(-1))
+    motion = lambda c, k: c[2:, 768 + 32 * k:768 + 32 * (k + 1)].sum()  # 4 energies, then -x, +x
+    assert motion(right, 5) > 2 * motion(right, 4) and motion(left, 4) > 2 * motion(left, 5)
+
+
+def test_orientation_channels_tell_vertical_from_horizontal_stripes():
+    vertical = np.tile((np.arange(16) % 2) * 255.0, (3, 8, 1))  # (frames, 8, 16): columns alternate
+    energy = lambda c, k: c[:, 768 + 32 * k:768 + 32 * (k + 1)].sum()  # gx^2, gy^2, ...
+    horizontal = np.tile((np.arange(8)[:, None] % 2) * 255.0, (3, 1, 16))  # rows alternate
+    across, along = predict.channels(vertical), predict.channels(horizontal)
+    assert energy(across, 0) > 10 * energy(across, 1) and energy(along, 1) > 10 * energy(along, 0)
