@@ -1,4 +1,5 @@
 """Tests for predict.py on small synthetic movies; run with `python -m pytest -q`."""
+
 import os
 import pathlib
 import shutil
@@ -15,24 +16,31 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 
 def blocky_movie(rng, clips, frames):
-    """(clips, frames, 12288) uint8 movie of random 16 x 16 pixel blocks held for 4 frames, in the black letterbox."""
-    blocks = rng.integers(0, 256, (clips, frames // 4 + 1, 4, 8), dtype=np.uint8).repeat(4, 1)[:, :frames]
+    """(clips, frames, 12288) uint8 movie of random 16 x 16 pixel blocks held for 4 frames, in the
+    black letterbox."""
+    blocks = rng.integers(0, 256, (clips, frames // 4 + 1, 4, 8), dtype=np.uint8).repeat(4, 1)[
+        :, :frames
+    ]
     movie = np.zeros((clips, frames, 96, 128), np.uint8)
     movie[:, :, 16:80] = blocks.repeat(16, 2).repeat(16, 3)
     return movie.reshape(clips, frames, 12288)
 
 
 def planted_rates(movie):
-    """(clips, frames, 2) expected spikes of an ON and an OFF linear-nonlinear neuron, 2 frames late."""
+    """(clips, frames, 2) expected spikes of an ON and an OFF linear-nonlinear neuron, 2 frames
+    late."""
     picture = movie.reshape(*movie.shape[:2], 96, 128)[:, :, 16:80].astype(float) / 127.5 - 1
-    drive = np.stack([picture[:, :, 16:32, 48:64].mean((2, 3)), -picture[:, :, 32:48, 80:96].mean((2, 3))], -1)
+    drive = np.stack(
+        [picture[:, :, 16:32, 48:64].mean((2, 3)), -picture[:, :, 32:48, 80:96].mean((2, 3))], -1
+    )
     late = np.zeros_like(drive)
     late[:, 2:] = drive[:, :-2]
     return 0.5 * np.logaddexp(0, 4 * late - 1)
 
 
 def planted_data(seed, segments=24, repeats=2, frames=80):
-    """Movie (segment * repeats + repeat, frames, 12288), Poisson counts, and the true rates of each segment."""
+    """Movie (segment * repeats + repeat, frames, 12288), Poisson counts, and the true rates of each
+    segment."""
     rng = np.random.default_rng(seed)
     segment_movie = blocky_movie(rng, segments, frames)
     rates = planted_rates(segment_movie)
@@ -53,7 +61,9 @@ def model_dir(tmp_path_factory):
     shutil.copy(HERE / "predict.py", folder)
     movie, counts, _ = planted_data(seed=0)
     model = fit_npz(folder, movie, counts)
-    np.savez(folder / "weights.npz", **{key: value.astype(np.float32) for key, value in model.items()})
+    np.savez(
+        folder / "weights.npz", **{key: value.astype(np.float32) for key, value in model.items()}
+    )
     return folder
 
 
@@ -68,13 +78,21 @@ def fitted(model_dir, monkeypatch):
 
 def run(folder, *args):
     """Run folder/predict.py with args; returns the completed process."""
-    return subprocess.run([sys.executable, str(folder / "predict.py"), *map(str, args)], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(folder / "predict.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_shrink_gives_8_by_8_block_means():
     pixels = np.random.default_rng(1).uniform(0, 255, (3, 96 * 128))
     image = pixels.reshape(3, 96, 128)
-    expected = [[image[:, 8 * r:8 * r + 8, 8 * c:8 * c + 8].mean((1, 2)) for c in range(16)] for r in range(12)]
+    expected = [
+        [image[:, 8 * r : 8 * r + 8, 8 * c : 8 * c + 8].mean((1, 2)) for c in range(16)]
+        for r in range(12)
+    ]
     assert np.allclose(predict.blocks(pixels), np.transpose(expected, (2, 0, 1)))
 
 
@@ -118,7 +136,9 @@ def test_refit_gives_identical_weights(tmp_path):
 def test_repeats_are_found_by_content_not_position(tmp_path):
     movie, counts, _ = planted_data(seed=7, segments=8, repeats=3)
     order = np.random.default_rng(7).permutation(len(movie))
-    in_order, shuffled = fit_npz(tmp_path, movie, counts), fit_npz(tmp_path, movie[order], counts[order])
+    in_order, shuffled = fit_npz(tmp_path, movie, counts), fit_npz(
+        tmp_path, movie[order], counts[order]
+    )
     assert all(np.array_equal(in_order[key], shuffled[key]) for key in in_order)
 
 
@@ -147,27 +167,32 @@ def test_fit_reads_the_competition_mat_layout(tmp_path):
     with h5py.File(tmp_path / "SCNeuronModelCompetition.mat", "w") as f:
         f["trainingmovie_mini"] = movie.astype(np.float64)
         f["FRhist_tr"] = counts
-    done = subprocess.run([sys.executable, "predict.py", "--fit"], cwd=tmp_path, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "predict.py", "--fit"], cwd=tmp_path, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert "4 segments" in done.stdout
     assert np.load(tmp_path / "weights.npz")["width"].shape == (2,)
 
 
-@pytest.mark.parametrize("movie, problem", [
-    (np.zeros((5, 12287)), "12288"),
-    (np.zeros((5, 96, 127)), "96 x 128"),
-    (np.zeros(12288), "12288"),
-    (np.zeros((2, 2, 5, 96, 128)), "12288"),
-    (np.zeros((0, 12288)), "1 or more frames"),
-    (np.zeros((0, 7, 12288)), "no clips"),
-    (np.full((4, 12288), np.nan), "NaN"),
-    (np.where(np.arange(12288) == 5, np.nan, 0.0)[None], "NaN"),  # in the letterbox
-    (np.full((2, 4, 96, 128), np.inf), "NaN or inf"),
-    (np.full((4, 12288), "a"), "grey levels"),
-    (np.full((4, 12288), 1000.0), "0-255"),
-    (np.full((4, 96, 128), -5000), "0-255"),
-    (np.ones((4, 12288), bool), "grey levels"),
-])
+@pytest.mark.parametrize(
+    "movie, problem",
+    [
+        (np.zeros((5, 12287)), "12288"),
+        (np.zeros((5, 96, 127)), "96 x 128"),
+        (np.zeros(12288), "12288"),
+        (np.zeros((2, 2, 5, 96, 128)), "12288"),
+        (np.zeros((0, 12288)), "1 or more frames"),
+        (np.zeros((0, 7, 12288)), "no clips"),
+        (np.full((4, 12288), np.nan), "NaN"),
+        (np.where(np.arange(12288) == 5, np.nan, 0.0)[None], "NaN"),  # in the letterbox
+        (np.full((2, 4, 96, 128), np.inf), "NaN or inf"),
+        (np.full((4, 12288), "a"), "grey levels"),
+        (np.full((4, 12288), 1000.0), "0-255"),
+        (np.full((4, 96, 128), -5000), "0-255"),
+        (np.ones((4, 12288), bool), "grey levels"),
+    ],
+)
 def test_bad_movies_raise_value_error(fitted, movie, problem):
     with pytest.raises(ValueError, match=problem):
         fitted(movie)
@@ -250,7 +275,9 @@ def test_bad_input_on_the_command_line_is_one_line_and_changes_nothing(model_dir
     cases = bad_inputs(tmp_path)
     files = sorted(os.listdir(tmp_path))
     for args, problem in cases:
-        done = subprocess.run([sys.executable, "predict.py", *args], cwd=tmp_path, capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "predict.py", *args], cwd=tmp_path, capture_output=True, text=True
+        )
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.count("\n") == 1 and problem in done.stderr, (args, done.stderr)
         assert (tmp_path / "out.npy").read_bytes() == b"old output"
@@ -263,14 +290,17 @@ def test_missing_weights_on_the_command_line(tmp_path):
     shutil.copy(HERE / "predict.py", tmp_path)
     np.save(tmp_path / "movie.npy", np.zeros((3, 12288)))
     done = run(tmp_path, tmp_path / "movie.npy", tmp_path / "out.npy")
-    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "weights.npz is missing" in done.stderr
+    assert (
+        done.returncode == 2
+        and done.stderr.count("\n") == 1
+        and "weights.npz is missing" in done.stderr
+    )
     assert not (tmp_path / "out.npy").exists()
 
 
 def test_help_explains_both_uses():
     done = run(HERE, "--help")
     assert done.returncode == 0 and "--fit" in done.stdout and "OUT.npy" in done.stdout
-
 
 
 @pytest.mark.parametrize("problem", ["nan", "shape"])
@@ -298,7 +328,9 @@ def test_output_through_a_symlink_goes_to_its_target(model_dir, fitted, tmp_path
     assert np.array_equal(np.load(tmp_path / "target.npy"), fitted(movie))
 
 
-def test_prediction_prints_shape_and_mean_and_warns_of_0_to_1_grey_levels(model_dir, fitted, tmp_path):
+def test_prediction_prints_shape_and_mean_and_warns_of_0_to_1_grey_levels(
+    model_dir, fitted, tmp_path
+):
     movie = blocky_movie(np.random.default_rng(12), 2, 20) / 255.0
     np.save(tmp_path / "movie.npy", movie)
     done = run(model_dir, tmp_path / "movie.npy", tmp_path / "out.npy")
@@ -336,8 +368,13 @@ def test_interrupt_while_writing_is_one_line_and_leaves_no_file(model_dir, tmp_p
     shutil.copy(model_dir / "weights.npz", tmp_path)
     np.save(tmp_path / "movie.npy", np.zeros((3, 12288)))
     files = sorted(os.listdir(tmp_path))
-    done = subprocess.run([sys.executable, "-c", INTERRUPT.format(kind)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPT.format(kind)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 130 and done.stderr == "predict.py: interrupted, nothing written\n"
     assert sorted(os.listdir(tmp_path)) == files
 
@@ -352,13 +389,13 @@ def moving_bar(step, frames=12):
 
 def test_motion_channels_tell_right_from_left():
     right, left = predict.channels(moving_bar(1)), predict.channels(moving_bar(-1))
-    motion = lambda c, k: c[2:, 768 + 32 * k:768 + 32 * (k + 1)].sum()  # 4 energies, then -x, +x
+    motion = lambda c, k: c[2:, 768 + 32 * k : 768 + 32 * (k + 1)].sum()  # 4 energies, then -x, +x
     assert motion(right, 5) > 2 * motion(right, 4) and motion(left, 4) > 2 * motion(left, 5)
 
 
 def test_orientation_channels_tell_vertical_from_horizontal_stripes():
     vertical = np.tile((np.arange(16) % 2) * 255.0, (3, 8, 1))  # (frames, 8, 16): columns alternate
-    energy = lambda c, k: c[:, 768 + 32 * k:768 + 32 * (k + 1)].sum()  # gx^2, gy^2, ...
+    energy = lambda c, k: c[:, 768 + 32 * k : 768 + 32 * (k + 1)].sum()  # gx^2, gy^2, ...
     horizontal = np.tile((np.arange(8)[:, None] % 2) * 255.0, (3, 1, 16))  # rows alternate
     across, along = predict.channels(vertical), predict.channels(horizontal)
     assert energy(across, 0) > 10 * energy(across, 1) and energy(along, 1) > 10 * energy(along, 0)

@@ -26,7 +26,7 @@ def scores(pred, counts, rate):
     pred = np.asarray(pred, np.float64)
     if pred.shape == (segments * repeats, frames, neurons):
         pred = pred.reshape(segments, repeats, frames, neurons).mean(1)  # repeats are identical
-    if pred.shape != (segments, frames, neurons) or not (pred >= 0).all() or not np.isfinite(pred).all():
+    if pred.shape != (segments, frames, neurons) or not ((pred >= 0) & (pred < np.inf)).all():
         raise SystemExit(f"score.py: need finite rates >= 0 shaped like the counts {counts.shape}")
     trials = counts.transpose(1, 0, 2, 3).reshape(repeats, -1, neurons)  # (repeats, time, neurons)
     p, average, true = pred.reshape(-1, neurons), trials.mean(0), rate.reshape(-1, neurons)

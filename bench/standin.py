@@ -1,4 +1,5 @@
-"""A simulated SCNeuronModelCompetition.mat with the cell types reported for mouse superior colliculus.
+"""A simulated SCNeuronModelCompetition.mat with the cell types reported for mouse superior
+colliculus.
 
     python bench/standin.py OUTDIR [--seed N] [--small]
 
@@ -19,16 +20,17 @@ edges); and a dim background crossed by small moving discs and dark looming disc
 cross the scenes.
 
 The neurons, one model per cell type, each on a 32 x 64 grid (2 x 2 pixels) of the picture:
-  on, off            sustained ON or OFF centre-surround fields (Wang et al. 2010, J Neurosci 30:16573;
-                     Gale & Murphy 2014, J Neurosci 34:13458)
+  on, off            sustained ON or OFF centre-surround fields (Wang et al. 2010, J Neurosci
+                     30:16573; Gale & Murphy 2014, J Neurosci 34:13458)
   on_tr, off_tr      the same through a biphasic, transient kernel
   looming            dark expanding objects: growth of the dark area in a large field (Zhao, Liu &
                      Cang 2014, Neuron 84:202; Shang et al. 2015, Science 348:1472)
-  small              small-object cells: transient energy in a small centre divided by that in a wide
-                     surround, so size tuned (Gale & Murphy 2014; Ito, Feldheim & Litke 2017,
-                     J Neurosci 37:8428)
+  small              small-object cells: transient energy in a small centre divided by that in a
+                     wide surround, so size tuned (Gale & Murphy 2014; Ito, Feldheim & Litke
+                     2017, J Neurosci 37:8428)
   orient             orientation-selective complex cells: Gabor quadrature energy (Wang et al. 2010;
-                     Feinberg & Meister 2015, Nature 519:229; Ahmadlou & Heimel 2015, Nat Commun 6:6773)
+                     Feinberg & Meister 2015, Nature 519:229; Ahmadlou & Heimel 2015, Nat
+                     Commun 6:6773)
   direction          direction-selective motion energy (Adelson & Bergen 1985, JOSA A 2:284), as in
                      the SC's direction-selective cells (Inayat et al. 2015, J Neurosci 35:7992)
   wide               wide-field cells pooling motion over a large field (Gale & Murphy 2014)
@@ -36,7 +38,8 @@ Each has a temporal kernel with a latency of 40-150 ms (Wang et al. 2010), adapt
 contrast around it (a running average over about 1.5 s) and is divisively normalised by the present
 contrast energy of its neighbourhood (Carandini & Heeger 2012, Nat Rev Neurosci 13:51). Rates end
 in a threshold softplus scaled to 1-10 spikes/s. Counts are over-dispersed (gamma-Poisson, with a
-gain per trial), and some neurons fade over the six repeats (Lee et al. 2020, Neuron 105:1059).
+gain per trial), and some neurons fade over the six repeats, as SC responses are suppressed by a
+stimulus that recurs (Lee, Tran, Turan & Meister 2020, eLife 9:e50678).
 Everything follows from --seed.
 """
 import argparse, os
@@ -74,7 +77,7 @@ def segment(rng, scenes):
     kind = rng.choice(["scene", "grating", "objects"], p=[0.4, 0.3, 0.3])
     yy, xx = np.mgrid[:64, :128].astype(np.float32)
     movie, objects = np.empty((FRAMES, 64, 128), np.float32), []
-    scene, pos, vel = scenes[rng.integers(len(scenes))], rng.uniform([0, 0], [120, 180]), np.zeros(2)
+    scene, pos, vel = scenes[rng.integers(len(scenes))], rng.uniform([0, 0], [120, 180]), 0
     grating, phase = None, rng.uniform(0, 2 * np.pi)
     for t in range(FRAMES):
         if kind == "scene":
@@ -87,7 +90,8 @@ def segment(rng, scenes):
             if grating is None or grating["left"] == 0:  # a new grating or a blank every 0.3-1.2 s
                 angle, period = rng.uniform(0, 2 * np.pi), rng.uniform(16, 64)
                 grating = dict(left=int(rng.integers(10, 36)), blank=rng.random() < 0.2,
-                               square=rng.random() < 0.3, speed=rng.uniform(0.5, 3) / 30 * 2 * np.pi,
+                               square=rng.random() < 0.3,
+                               speed=rng.uniform(0.5, 3) / 30 * 2 * np.pi,  # 0.5-3 cycles/s
                                phase=(np.cos(angle) * xx + np.sin(angle) * yy) * 2 * np.pi / period)
             wave = np.sin(grating["phase"] - grating["speed"] * t)
             wave = np.sign(wave) if grating["square"] else wave
@@ -99,7 +103,8 @@ def segment(rng, scenes):
             looming = rng.random() < 0.35
             objects.append(dict(y=rng.uniform(0, 64), x=rng.uniform(0, 128), r=1.5 if looming else
                                 rng.uniform(1.5, 6), grow=rng.uniform(0.8, 2.0) if looming else 0,
-                                v=0 if looming else rng.uniform(1, 5) * np.exp(1j * rng.uniform(0, 7)),
+                                v=0 if looming else rng.uniform(1, 5) * np.exp(2j * np.pi *
+                                                                               rng.random()),
                                 grey=rng.uniform(0, 0.1) if looming or rng.random() < 0.6 else
                                 rng.uniform(0.8, 1), left=int(rng.integers(15, 45))))
         for ob in objects:
@@ -122,7 +127,8 @@ def gabor(y, x, sigma, angle, period, phase):
     """(ROWS * COLS,) Gabor weights over the grid, of zero mean."""
     yy, xx = np.mgrid[:ROWS, :COLS]
     envelope = np.exp(-0.5 * ((yy - y) ** 2 + (xx - x) ** 2) / sigma**2)
-    wave = np.cos(2 * np.pi * ((xx - x) * np.cos(angle) + (yy - y) * np.sin(angle)) / period + phase)
+    along = (xx - x) * np.cos(angle) + (yy - y) * np.sin(angle)
+    wave = np.cos(2 * np.pi * along / period + phase)
     g = envelope * wave
     return ((g - envelope * g.sum() / envelope.sum()) / np.abs(g).sum()).ravel().astype(np.float32)
 
@@ -174,7 +180,8 @@ def neurons(rng, grid):
                 surround = causal(change @ gauss(y, x, 6 * size), kernel(latency, False))
                 drive = np.maximum(centre - 0.3 * surround, 0) / (0.05 + 2 * surround)
             elif kind in ("orient", "direction"):
-                size, angle, period = rng.uniform(3, 6), rng.uniform(0, 2 * np.pi), rng.uniform(8, 24)
+                size, angle = rng.uniform(3, 6), rng.uniform(0, 2 * np.pi)
+                period = rng.uniform(8, 24)  # grid points: 16-48 pixels
                 even, odd = (gabor(y, x, size, angle, period, p) for p in (0, np.pi / 2))
                 field = gauss(y, x, size)
                 e, o = contrast @ even, contrast @ odd
@@ -198,7 +205,8 @@ def neurons(rng, grid):
             rates.append(mean * (0.1 + 0.9 * shape / shape.mean()))
             kinds.append(kind)
             fields.append(np.kron(field.reshape(ROWS, COLS), np.ones((2, 2))) / 4)
-    return np.stack(rates, 1).astype(np.float32), np.array(kinds), np.stack(fields).astype(np.float32)
+    fields = np.stack(fields).astype(np.float32)
+    return np.stack(rates, 1).astype(np.float32), np.array(kinds), fields
 
 
 def counts(rng, rates):
@@ -228,7 +236,7 @@ def write(outdir, rng, train, held):
         movie = f.create_dataset("trainingmovie_mini", (train * REPEATS, FRAMES, 12288), np.float64,
                                  chunks=(1, FRAMES, 12288))
         for s in range(train):
-            movie[s * REPEATS:(s + 1) * REPEATS] = np.broadcast_to(frames[s], (REPEATS, FRAMES, 12288))
+            movie[s * REPEATS:(s + 1) * REPEATS] = frames[s]  # broadcast to every repeat
         f["FRhist_tr"] = spikes[:train].reshape(-1, FRAMES, NEURONS)
     with open(os.path.join(outdir, "standin.mat"), "r+b") as f:  # MATLAB's v7.3 header
         f.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, bench/standin.py".ljust(116) + bytes(12))
