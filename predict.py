@@ -45,8 +45,9 @@ def load(path, keys, what):
     try:  # a missing, empty, truncated or text file, a folder, Python objects or a missing key
         if keys and not path.endswith(".npz"):
             import h5py
-            return [h5py.File(path, "r")[key] for key in keys]
-        data = np.load(path, mmap_mode="r", allow_pickle=False)
+            data = h5py.File(path, "r")
+        else:
+            data = np.load(path, mmap_mode="r", allow_pickle=False)
         return [data[key] for key in keys] if keys else data
     except Exception:
         raise ValueError(f"can't read {path}: need {what}") from None
@@ -111,17 +112,18 @@ def read(path):
           and ((counts >= 0) & (counts < np.inf)).all(),
           f"need a movie (clips, {LAGS[-1][1] + 1} or more frames, 12288) and finite counts >= 0 "
           f"(clips, frames, neurons), not {movie.shape} and {counts.shape}")
-    rows = [movie[:, t].reshape(-1, 96, 128).sum(2) for t in (0, frames // 2, -1)]  # row sums
+    picture = slice(TOP * 1024, BOTTOM * 1024)  # pixels of the picture rows, 16-79
+    rows = [movie[:, t, picture].reshape(-1, 64, 128).sum(2) for t in (0, frames // 2, -1)]
     _, first, repeats = np.unique(np.hstack(rows), axis=0, return_index=True, return_inverse=True)
     check(len(first) > 1, f"{path} holds 1 distinct clip: need 2 or more to cross-validate")
     Y = np.stack([counts[repeats.ravel() == s].mean(0) for s in range(len(first))])
-    clips = [blocks(movie[i, :, TOP * 1024:BOTTOM * 1024]) for i in first]  # once each, picture
+    clips = [blocks(movie[i, :, picture]) for i in first]  # each distinct clip read once
     return np.stack(clips), Y, np.bincount(repeats.ravel())
 
 
-def principal(C, k):
-    """(channels, k) principal axes of centred channels C (clips, frames, channels), largest 1st."""
-    return np.linalg.eigh(np.tensordot(C, C, ((0, 1), (0, 1))))[1][:, :-k - 1:-1]
+def principal(G, k):
+    """(channels, k) principal axes of channels whose covariance is G, largest variance first."""
+    return np.linalg.eigh(G)[1][:, :-k - 1:-1]
 
 
 def ridge(G, B, penalties):
@@ -137,20 +139,23 @@ def fit(path):
     C = np.stack([channels(clip) for clip in clips])  # (segments, frames, channels)
     mean = C.reshape(-1, C.shape[-1]).mean(0)
     C -= mean
-    axes = np.zeros((C.shape[-1], sum(COMPONENTS)))  # block-diagonal: a PCA for each group
-    axes[:768, :COMPONENTS[0]] = principal(C[..., :768], COMPONENTS[0])
-    axes[768:, COMPONENTS[0]:] = principal(C[..., 768:], COMPONENTS[1])
-    X = lagged(C @ axes.astype(np.float32)).astype(np.float64)  # (segments, frames, features)
-    del C
+    G = np.tensordot(C, C, ((0, 1), (0, 1)))  # (channels, channels), times segments * frames
+    axes = np.zeros((len(G), sum(COMPONENTS)))  # block-diagonal: a PCA for each group
+    axes[:768, :COMPONENTS[0]] = principal(G[:768, :768], COMPONENTS[0])
+    axes[768:, COMPONENTS[0]:] = principal(G[768:, 768:], COMPONENTS[1])
+    X = (C @ axes.astype(np.float32)).astype(np.float64)  # (segments, frames, components)
+    del C  # the largest array, done with
+    X = lagged(X)  # (segments, frames, features)
     X, Y = X.reshape(-1, X.shape[-1]), Y.reshape(-1, Y.shape[-1])  # (rows, ...)
     mx, my, n = X.mean(0), Y.mean(0), np.arange(Y.shape[1])
     X -= mx
     G, B = X.T @ X, X.T @ (Y - my)
     bounds = np.linspace(0, len(clips), min(FOLDS, len(clips)) + 1).astype(int) * clips.shape[1]
-    parts = [(X[a:b], Y[a:b] - my) for a, b in zip(bounds, bounds[1:])]  # runs of whole segments
-    penalties = PENALTIES * np.trace(G) / len(G)  # X'X of the other folds = total - the fold's
-    oof = np.concatenate([x @ ridge(G - x.T @ x, B - x.T @ y, penalties) for x, y in parts], 1)
-    oof += my  # (penalties, rows, neurons) out-of-fold predictions
+    penalties = PENALTIES * np.trace(G) / len(G)
+    oof = np.empty((len(PENALTIES),) + Y.shape, np.float32)  # out-of-fold predictions
+    for a, b in zip(bounds, bounds[1:]):  # folds: runs of whole segments
+        x, y = X[a:b], Y[a:b] - my  # X'X of the other folds = total - this fold's share
+        oof[:, a:b] = x @ ridge(G - x.T @ x, B - x.T @ y, penalties) + my
     best = np.argmin([((o - Y) ** 2).sum(0) for o in oof], 0)  # each neuron's, by out-of-fold error
     W, oof = ridge(G, B, penalties)[best, :, n].T, oof[best, :, n].T  # (features | rows, neurons)
     rate = np.maximum(my, 1e-3)  # each neuron's mean rate, kept off zero for silent neurons
@@ -160,7 +165,7 @@ def fit(path):
     rates, trials = knee(oof, width), trials.repeat(clips.shape[1])[:, None]  # trials of each row
     z = [(a - a.mean(0)) / (a.std(0) + 1e-12) for a in (rates, Y)]  # standardised, per neuron
     gain = trials * (Y * np.log(rates / rate) - rates + rate)  # Poisson log-likelihood gain
-    print(f"{len(clips)} segments, {len(parts)}-fold cross-validated: cc with trial average "
+    print(f"{len(clips)} segments, {len(bounds) - 1}-fold cross-validated: cc with trial average "
           f"{(z[0] * z[1]).mean():.3f}, {gain.sum() / (trials * Y).sum() / np.log(2):.3f} "
           "bits/spike over the mean")
     model = dict(mean=mean, axes=axes, W=W, bias=my - mx @ W, width=width)
