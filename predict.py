@@ -237,7 +237,7 @@ def main(args):
         problem = "interrupted, nothing written" if stop else " ".join(str(error).split())
         print(f"predict.py: {problem}", file=sys.stderr)
         return 130 if stop else 2
-    print(f"wrote {done}, in {time.time() - start:.1f} s")
+    print(f"wrote {done}, in {time.time() - start:.2f} s")
     return 0
 
 
