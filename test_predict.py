@@ -369,7 +369,7 @@ def test_interrupt_while_writing_is_one_line_and_leaves_no_file(model_dir, tmp_p
     np.save(tmp_path / "movie.npy", np.zeros((3, 12288)))
     files = sorted(os.listdir(tmp_path))
     done = subprocess.run(
-        [sys.executable, "-c", INTERRUPT.format(kind)],
+        [sys.executable, "-B", "-c", INTERRUPT.format(kind)],
         cwd=tmp_path,
         capture_output=True,
         text=True,
