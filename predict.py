@@ -74,9 +74,9 @@ def channels(blocks):
     dt = np.diff(c, axis=0, prepend=c[:1])  # an edge moving along +x has dt * gx < 0
     pairs = [(gx, gx), (gy, gy), (gx + gy, gx + gy), (gx - gy, gx - gy), (dt, gx), (-dt, gx),
              (dt, gy), (-dt, gy)]  # products: orientation energy, then motion along -x, x, -y, y
-    pooled = [np.maximum(a * b, 0).reshape(-1, 4, 2, 8, 2).mean((2, 4)) for a, b in pairs]
+    pooled = [np.maximum(a * b, 0).reshape(-1, 4, 2, 8, 2).mean((2, 4)) for a, b in pairs]  # 4 x 8
     return np.concatenate([np.maximum(x, 0), np.maximum(-x, 0), np.maximum(d, 0), np.maximum(-d, 0),
-                           x * x, d * d, ORIENTED * np.stack(pooled, 1).reshape(-1, 256)], -1)
+                           x * x, d * d, ORIENTED * np.stack(pooled, 1).reshape(-1, 8 * 32)], -1)
 
 
 def lagged(pcs):
@@ -95,7 +95,8 @@ def knee(z, width):
 def respond(clip, w):
     """(frames, neurons) expected spikes for one clip of grey levels under the weights w."""
     check(clip.shape[1:] in [(12288,), (96, 128)] and clip.dtype.kind in "iuf" and len(clip) > 0,
-          f"a clip must be 1 or more frames of 12288 or 96 x 128 grey levels, not {clip.shape}")
+          "a clip must be 1 or more frames of 12288 or 96 x 128 grey levels, not "
+          f"{clip.dtype} {clip.shape}")
     picture = blocks(clip.reshape(len(clip), 12288))[:, TOP:BOTTOM]  # (frames, 8, 16)
     X = lagged(((channels(picture) - w["mean"]) @ w["axes"])[None])[0]  # (frames, features)
     return knee(X @ w["W"] + w["bias"], w["width"])
@@ -113,6 +114,7 @@ def read(path):
           f"need a movie (clips, {LAGS[-1][1] + 1} or more frames, 12288) and finite counts >= 0 "
           f"(clips, frames, neurons), not {movie.shape} and {counts.shape}")
     picture = slice(TOP * 1024, BOTTOM * 1024)  # pixels of the picture rows, 16-79
+    # (clips, 64) sums of the picture's rows in three frames: repeats agree on all of them
     rows = [movie[:, t, picture].reshape(-1, 64, 128).sum(2) for t in (0, frames // 2, -1)]
     _, first, repeats = np.unique(np.hstack(rows), axis=0, return_index=True, return_inverse=True)
     check(len(first) > 1, f"{path} holds 1 distinct clip: need 2 or more to cross-validate")
@@ -214,9 +216,12 @@ def save(path, write):
 def main(args):
     """Run the command line; returns the exit status."""
     start = time.time()
+    if args in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
     if not (args[:1] == ["--fit"] and len(args) <= 2 or len(args) == 2 and args[0][:1] != "-"):
-        print(__doc__, file=sys.stdout if args in (["-h"], ["--help"]) else sys.stderr)
-        return 0 if args in (["-h"], ["--help"]) else 2
+        print("usage: predict.py MOVIE.npy OUT.npy, or predict.py --fit [DATA]", file=sys.stderr)
+        return 2
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill ends as Ctrl-C does
     try:
         if args[0] == "--fit":

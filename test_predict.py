@@ -298,6 +298,12 @@ def test_missing_weights_on_the_command_line(tmp_path):
     assert not (tmp_path / "out.npy").exists()
 
 
+@pytest.mark.parametrize("args", [[], ["movie.npy"], ["--fit", "a", "b"], ["-x", "out.npy"]])
+def test_wrong_arguments_get_a_one_line_usage(args):
+    done = run(HERE, *args)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "usage" in done.stderr
+
+
 def test_help_explains_both_uses():
     done = run(HERE, "--help")
     assert done.returncode == 0 and "--fit" in done.stdout and "OUT.npy" in done.stdout
