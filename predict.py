@@ -106,7 +106,7 @@ def read(path):
     """Block means of the distinct clips (segments, frames, 8, 16), their mean counts and trials."""
     keys = ("movie", "counts") if path.endswith(".npz") else ("trainingmovie_mini", "FRhist_tr")
     movie, counts = load(path, keys, "the competition's SCNeuronModelCompetition.mat (from its "
-                         "2017 release) or DATA.npz holding movie and counts")
+                         "2017 release), or give --fit DATA.npz holding movie and counts")
     counts, frames = np.asarray(counts, np.float64), movie.shape[1] if movie.ndim == 3 else 0
     check(frames > LAGS[-1][1] and movie.shape[2] == 12288 and movie.dtype.kind in "iuf"
           and counts.ndim == 3 and counts.shape[:2] == movie.shape[:2]

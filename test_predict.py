@@ -257,7 +257,7 @@ def bad_inputs(tmp_path):
         (["--fit", "rank.npz"], "(4, 20)"),
         (["--fit", "folder.mat"], "folder.mat"),
         (["--fit", "text.mat"], "text.mat"),
-        (["--fit"], "SCNeuronModelCompetition.mat (from its 2017 release) or DATA.npz"),
+        (["--fit"], "SCNeuronModelCompetition.mat (from its 2017 release), or give --fit DATA.npz"),
         (["empty.npy", "out.npy"], "can't read empty.npy"),
         (["text.npy", "out.npy"], "can't read text.npy"),
         (["objects.npy", "out.npy"], "can't read objects.npy"),
