@@ -233,8 +233,8 @@ def main(args):
             check(not os.path.exists(args[1]) or not os.path.samefile(*args),
                   f"won't write the prediction over the movie {args[0]}")
             clips = (np.load(args[0], mmap_mode="r")[i] for i in range(len(movie)))  # mapped anew
-            rates = np.stack([*map(predict, clips)]) if several(movie) and len(movie) else (
-                predict(movie))
+            whole = not several(movie) or len(movie) == 0  # one clip, or none for predict to refuse
+            rates = predict(movie) if whole else np.stack([predict(clip) for clip in clips])
             save(args[1], lambda f: np.save(f, rates))
             done = f"{args[1]}: {rates.shape} expected spikes per bin, mean {rates.mean():.3f}"
     except (Exception, KeyboardInterrupt) as error:  # one line, never a traceback
