@@ -92,16 +92,6 @@ def knee(z, width):
     return width * (np.logaddexp(0, z / width - 1) + 0.25)
 
 
-def respond(clip, w):
-    """(frames, neurons) expected spikes for one clip of grey levels under the weights w."""
-    check(clip.shape[1:] in [(12288,), (96, 128)] and clip.dtype.kind in "iuf" and len(clip) > 0,
-          "a clip must be 1 or more frames of 12288 or 96 x 128 grey levels, not "
-          f"{clip.dtype} {clip.shape}")
-    picture = blocks(clip.reshape(len(clip), 12288))[:, TOP:BOTTOM]  # (frames, 8, 16)
-    X = lagged(((channels(picture) - w["mean"]) @ w["axes"])[None])[0]  # (frames, features)
-    return knee(X @ w["W"] + w["bias"], w["width"])
-
-
 def read(path):
     """Block means of the distinct clips (segments, frames, 8, 16), their mean counts and trials."""
     keys = ("movie", "counts") if path.endswith(".npz") else ("trainingmovie_mini", "FRhist_tr")
@@ -181,7 +171,7 @@ def weights():
         with np.load(WEIGHTS, allow_pickle=False) as z:
             w = {key: z[key].astype(np.float64) for key in ("mean", "axes", "W", "bias", "width")}
         check(all(np.isfinite(v).all() for v in w.values()), "NaN or inf")
-        respond(np.zeros((1, 12288)), w)  # raises if the shapes disagree
+        predict(np.zeros((1, 12288)), w)  # raises if the shapes disagree
     except Exception as error:  # whatever the failure, the file can't be used
         raise ValueError(f"{WEIGHTS} is missing or malformed ({error}); refit with --fit") from None
     return w
@@ -192,13 +182,19 @@ def several(movie):
     return movie.ndim == 4 or movie.ndim == 3 and movie.shape[-1] == 12288
 
 
-def predict(movie):
-    """Expected spikes per bin, (frames, neurons) or (clips, frames, neurons), of grey levels."""
-    movie = np.asarray(movie)
-    if not several(movie):
-        return respond(movie, weights())
-    check(len(movie) > 0, "the movie has no clips")
-    return np.stack([predict(clip) for clip in movie])
+def predict(movie, w=None):
+    """Expected spikes per bin, (frames, neurons) or (clips, frames, neurons), for a movie of grey
+    levels under the weights w, by default those in weights.npz."""
+    movie, w = np.asarray(movie), weights() if w is None else w
+    if several(movie):
+        check(len(movie) > 0, "the movie has no clips")
+        return np.stack([predict(clip, w) for clip in movie])
+    check(movie.shape[1:] in [(12288,), (96, 128)] and movie.dtype.kind in "iuf" and len(movie) > 0,
+          "a clip must be 1 or more frames of 12288 or 96 x 128 grey levels, not "
+          f"{movie.dtype} {movie.shape}")
+    picture = blocks(movie.reshape(len(movie), 12288))[:, TOP:BOTTOM]  # (frames, 8, 16)
+    X = lagged(((channels(picture) - w["mean"]) @ w["axes"])[None])[0]  # (frames, features)
+    return knee(X @ w["W"] + w["bias"], w["width"])
 
 
 def save(path, write):
