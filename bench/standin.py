@@ -58,8 +58,8 @@ def dead_leaves(rng, rows=192, cols=320, discs=3000):
     radius = 2.0 / np.sqrt(1 - rng.uniform(0, 0.998, discs))  # Pareto: density ~ r^-3 from 2 px
     for r, y, x, grey in zip(np.minimum(radius, 60), rng.uniform(0, rows, discs),
                              rng.uniform(0, cols, discs), rng.beta(2, 2, discs)):
-        y0, y1, x0, x1 = int(max(y - r, 0)), int(min(y + r + 1, rows)), int(max(x - r, 0)), int(
-            min(x + r + 1, cols))
+        y0, y1 = int(max(y - r, 0)), int(min(y + r + 1, rows))  # the disc's bounding box
+        x0, x1 = int(max(x - r, 0)), int(min(x + r + 1, cols))
         yy, xx = np.ogrid[y0:y1, x0:x1]
         scene[y0:y1, x0:x1][(yy - y) ** 2 + (xx - x) ** 2 <= r * r] = grey
     return scene
@@ -100,13 +100,14 @@ def segment(rng, scenes):
         else:
             frame = 0.45 + 0.05 * np.sin(xx / 40 + yy / 30 + phase)
         if rng.random() < (1 / 10 if kind == "objects" else 1 / 40):  # a new object
-            looming = rng.random() < 0.35
-            objects.append(dict(y=rng.uniform(0, 64), x=rng.uniform(0, 128), r=1.5 if looming else
-                                rng.uniform(1.5, 6), grow=rng.uniform(0.8, 2.0) if looming else 0,
-                                v=0 if looming else rng.uniform(1, 5) * np.exp(2j * np.pi *
-                                                                               rng.random()),
-                                grey=rng.uniform(0, 0.1) if looming or rng.random() < 0.6 else
-                                rng.uniform(0.8, 1), left=int(rng.integers(15, 45))))
+            looming = rng.random() < 0.35  # a dark disc growing in place; else a disc sweeping
+            objects.append(dict(
+                y=rng.uniform(0, 64), x=rng.uniform(0, 128),  # pixels
+                r=1.5 if looming else rng.uniform(1.5, 6),  # radius, pixels
+                grow=rng.uniform(0.8, 2.0) if looming else 0,  # pixels per frame
+                v=0 if looming else rng.uniform(1, 5) * np.exp(2j * np.pi * rng.random()),  # x + iy
+                grey=rng.uniform(0, 0.1) if looming or rng.random() < 0.6 else rng.uniform(0.8, 1),
+                left=int(rng.integers(15, 45))))  # frames to live
         for ob in objects:
             disc(frame, ob["y"], ob["x"], ob["r"], ob["grey"])
             ob["y"], ob["x"] = ob["y"] + np.imag(ob["v"]), ob["x"] + np.real(ob["v"])
@@ -153,8 +154,9 @@ def causal(x, k):
 def neurons(rng, grid):
     """(frames, 54) true expected counts per bin, kinds (54,), fields (54, 64, 128)."""
     contrast = (grid - 0.45) / 0.45  # (frames, ROWS * COLS)
-    change = np.abs(np.diff(contrast.reshape(-1, FRAMES, ROWS * COLS), axis=1, prepend=0)).reshape(
-        len(grid), -1)  # |brightening or darkening| since the last frame, 0 at each segment start
+    segments = contrast.reshape(-1, FRAMES, ROWS * COLS)
+    change = np.abs(np.diff(segments, axis=1, prepend=segments[:, :1])).reshape(len(grid), -1)
+    # |brightening or darkening| since the last frame, 0 at each segment's start
     energy = contrast**2 + change  # local contrast energy
     rates, kinds, fields = [], [], []
     for kind, count in KINDS.items():
@@ -171,7 +173,9 @@ def neurons(rng, grid):
                 size = rng.uniform(6, 10)
                 field = gauss(y, x, size)
                 dark = causal(np.maximum(0.25 - grid, 0) @ field, kernel(latency, False))
-                growth = np.diff(dark.reshape(-1, FRAMES), axis=1, prepend=0).ravel()
+                dark = dark.reshape(-1, FRAMES)  # (segments, frames)
+                growth = np.diff(dark, axis=1, prepend=dark[:, :1]).ravel()
+                dark = dark.ravel()
                 drive = np.maximum(growth, 0) * (0.02 + dark)
             elif kind == "small":
                 size = rng.uniform(1, 2)
