@@ -1,0 +1,56 @@
+"""Tests for the bench's stand-in and scorer; run with `python -m pytest -q` from the project root."""
+import pathlib
+import sys
+
+import h5py
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import score  # noqa: E402
+import standin  # noqa: E402
+
+
+def test_scores_agree_with_the_textbook_forms():
+    rng = np.random.default_rng(0)
+    rate = rng.gamma(2, 0.1, (2, 150, 3))  # (segments, frames, neurons)
+    counts = rng.poisson(np.broadcast_to(rate[:, None], (2, 6, 150, 3))).astype(float)
+    pred = rate + rng.normal(0, 0.05, rate.shape).clip(-rate / 2)
+    cc_norm, bits, cc_true, spikes = score.scores(pred, counts, rate)
+    trials = counts.transpose(1, 0, 2, 3).reshape(6, -1, 3)  # (repeats, time, neurons)
+    average, p = trials.mean(0), pred.reshape(-1, 3)
+    # Schoppe et al. 2016: cc_norm = cc_abs / cc_max, cc_max = sqrt(signal power / var(average))
+    signal = (trials.sum(0).var(0) - trials.var(1).sum(0)) / 30
+    cc_abs = [np.corrcoef(p[:, n], average[:, n])[0, 1] for n in range(3)]
+    assert np.allclose(cc_norm, cc_abs / np.sqrt(signal / average.var(0)))
+    null = trials.mean((0, 1))
+    gain = (trials * np.log(p / null) - p + null).sum((0, 1))  # Poisson log-likelihood
+    assert np.allclose(bits, gain / trials.sum((0, 1)) / np.log(2))
+    assert np.allclose(cc_true, [np.corrcoef(p[:, n], rate.reshape(-1, 3)[:, n])[0, 1]
+                                 for n in range(3)])
+
+
+def test_the_true_rate_scores_near_the_ceiling_and_the_mean_scores_no_bits():
+    rng = np.random.default_rng(1)
+    rate = rng.gamma(2, 0.2, (4, 150, 2))
+    counts = rng.poisson(np.broadcast_to(rate[:, None], (4, 6, 150, 2))).astype(float)
+    cc_norm, bits, cc_true, _ = score.scores(rate, counts, rate)
+    assert np.allclose(cc_true, 1) and (np.abs(cc_norm - 1) < 0.15).all() and (bits > 0).all()
+    flat = np.broadcast_to(counts.mean((0, 1, 2)), rate.shape)
+    assert np.allclose(score.scores(flat + 0.0, counts, rate)[1], 0, atol=1e-9)
+
+
+def test_standin_writes_the_competition_layout(tmp_path):
+    standin.write(str(tmp_path), np.random.default_rng(2), 2, 1)
+    with h5py.File(tmp_path / "standin.mat", "r") as f:
+        movie, counts = f["trainingmovie_mini"][:], f["FRhist_tr"][:]
+    assert movie.shape == (12, 150, 12288) and counts.shape == (12, 150, 54)
+    assert movie.dtype == counts.dtype == np.float64
+    frames = movie.reshape(12, 150, 96, 128)
+    assert (frames[:, :, :16] == 0).all() and (frames[:, :, 80:] == 0).all()  # letterbox
+    assert (movie == np.round(movie)).all() and movie.min() >= 0 and movie.max() <= 255
+    assert (movie[:6] == movie[0]).all() and not (movie[6] == movie[0]).all()  # repeats, segments
+    assert (counts == np.round(counts)).all() and 0.02 < counts.mean() < 0.3
+    held = np.load(tmp_path / "heldout.npz")
+    assert held["counts"].shape == (1, 6, 150, 54) and held["rate"].shape == (1, 150, 54)
+    assert sorted(set(held["kind"])) == sorted(standin.KINDS) and held["field"].shape == (54, 64, 128)
+    assert np.load(tmp_path / "heldout_movie.npy", mmap_mode="r").shape == (6, 150, 12288)
