@@ -113,9 +113,9 @@ def read(path):
     return np.stack(clips), Y, np.bincount(repeats.ravel())
 
 
-def principal(G, k):
-    """(channels, k) principal axes of channels whose covariance is G, largest variance first."""
-    return np.linalg.eigh(G)[1][:, :-k - 1:-1]
+def principal(S, k):
+    """(channels, k) principal axes of channels whose covariance is S, largest variance first."""
+    return np.linalg.eigh(S)[1][:, :-k - 1:-1]
 
 
 def ridge(G, B, penalties):
@@ -131,10 +131,10 @@ def fit(path):
     C = np.stack([channels(clip) for clip in clips])  # (segments, frames, channels)
     mean = C.reshape(-1, C.shape[-1]).mean(0)
     C -= mean
-    G = np.tensordot(C, C, ((0, 1), (0, 1)))  # (channels, channels), times segments * frames
-    axes = np.zeros((len(G), sum(COMPONENTS)))  # block-diagonal: a PCA for each group
-    axes[:768, :COMPONENTS[0]] = principal(G[:768, :768], COMPONENTS[0])
-    axes[768:, COMPONENTS[0]:] = principal(G[768:, 768:], COMPONENTS[1])
+    S = np.tensordot(C, C, ((0, 1), (0, 1)))  # (channels, channels), times segments * frames
+    axes = np.zeros((len(S), sum(COMPONENTS)))  # block-diagonal: a PCA for each group
+    axes[:768, :COMPONENTS[0]] = principal(S[:768, :768], COMPONENTS[0])
+    axes[768:, COMPONENTS[0]:] = principal(S[768:, 768:], COMPONENTS[1])
     X = (C @ axes.astype(np.float32)).astype(np.float64)  # (segments, frames, components)
     del C  # the largest array, done with
     X = lagged(X)  # (segments, frames, features)
