@@ -3,6 +3,8 @@
 import os
 import pathlib
 import shutil
+import signal
+import stat
 import subprocess
 import sys
 
@@ -86,14 +88,15 @@ def run(folder, *args):
     )
 
 
-def test_shrink_gives_8_by_8_block_means():
-    pixels = np.random.default_rng(1).uniform(0, 255, (3, 96 * 128))
-    image = pixels.reshape(3, 96, 128)
+def test_shrink_gives_8_by_8_block_means_and_the_largest_grey_level():
+    pixels = np.random.default_rng(1).uniform(0, 255, (3, 64 * 128))
+    image = pixels.reshape(3, 64, 128)
     expected = [
         [image[:, 8 * r : 8 * r + 8, 8 * c : 8 * c + 8].mean((1, 2)) for c in range(16)]
-        for r in range(12)
+        for r in range(8)
     ]
-    assert np.allclose(predict.blocks(pixels), np.transpose(expected, (2, 0, 1)))
+    means, high = predict.blocks(pixels)
+    assert np.allclose(means, np.transpose(expected, (2, 0, 1))) and high == pixels.max()
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.uint8])
@@ -158,7 +161,7 @@ def test_fit_from_the_command_line_on_an_npz(model_dir, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "cross-validated" in done.stdout and "bits/spike" in done.stdout
     with np.load(tmp_path / "weights.npz") as weights:
-        assert weights["W"].shape == (3 * sum(predict.COMPONENTS), 2)
+        assert weights["W"].shape == (len(predict.LAGS) * predict.GROUPS[-1][1].stop, 2)
 
 
 def test_fit_reads_the_competition_mat_layout(tmp_path):
@@ -183,13 +186,14 @@ def test_fit_reads_the_competition_mat_layout(tmp_path):
         (np.zeros(12288), "12288"),
         (np.zeros((2, 2, 5, 96, 128)), "12288"),
         (np.zeros((0, 12288)), "1 or more frames"),
-        (np.zeros((0, 7, 12288)), "no clips"),
+        (np.zeros((0, 7, 12288)), "1 or more clips"),
+        (np.zeros(()), "1 or more clips"),
         (np.full((4, 12288), np.nan), "NaN"),
         (np.where(np.arange(12288) == 5, np.nan, 0.0)[None], "NaN"),  # in the letterbox
-        (np.full((2, 4, 96, 128), np.inf), "NaN or inf"),
+        (np.full((2, 4, 96, 128), np.inf), "inf to inf"),
         (np.full((4, 12288), "a"), "grey levels"),
         (np.full((4, 12288), 1000.0), "0-255"),
-        (np.full((4, 96, 128), -5000), "0-255"),
+        (np.full((4, 96, 128), -5000), "run -5000 to -5000: need 0-255"),
         (np.ones((4, 12288), bool), "grey levels"),
     ],
 )
@@ -228,7 +232,9 @@ def bad_inputs(tmp_path):
     np.savez(tmp_path / "nokey.npz", movie=good)
     np.savez(tmp_path / "frames.npz", movie=good, counts=np.zeros((2, 4, 1)))
     np.savez(tmp_path / "clips.npz", movie=good, counts=np.zeros((3, 3, 1)))
-    np.savez(tmp_path / "negative.npz", movie=good, counts=-np.ones((2, 3, 1)))
+    np.savez(tmp_path / "negative.npz", movie=np.zeros((2, 20, 12288)), counts=-np.ones((2, 20, 1)))
+    np.savez(tmp_path / "nancounts.npz", movie=np.zeros((2, 20, 12288)), counts=np.full((2, 20, 1),
+             np.nan))
     np.savez(tmp_path / "noframes.npz", movie=good[:, :0], counts=np.zeros((2, 0, 1)))
     np.savez(tmp_path / "short.npz", movie=np.zeros((4, 13, 12288)), counts=np.zeros((4, 13, 1)))
     np.savez(tmp_path / "rank.npz", movie=np.zeros((4, 20, 12288)), counts=np.zeros((4, 20)))
@@ -239,8 +245,13 @@ def bad_inputs(tmp_path):
     (tmp_path / "text.npy").write_text("1 2 3")
     np.save(tmp_path / "objects.npy", np.array([None, 1], dtype=object), allow_pickle=True)
     (tmp_path / "truncated.npy").write_bytes(open_bytes(tmp_path / "pixels.npy")[:-50])
+    np.savez(tmp_path / "noclips.npz", movie=np.zeros((0, 20, 12288)), counts=np.zeros((0, 20, 1)))
     return [
-        (["missing.npy", "out.npy"], "missing.npy"),
+        (["missing.npy", "out.npy"], "missing.npy not found"),
+        (["nokey.npz", "out.npy"], "can't read nokey.npz: need a .npy movie"),
+        (["good.npy", "--help"], "usage"),
+        (["--fit", "noclips.npz"], "need 2 or more distinct clips to cross-validate, not 0"),
+        (["good.npy", "weights.npz"], "won't write weights.npz"),
         (["garbage.npy", "out.npy"], "garbage.npy"),
         (["nan.npy", "out.npy"], "NaN"),
         (["pixels.npy", "out.npy"], "12288"),
@@ -250,7 +261,8 @@ def bad_inputs(tmp_path):
         (["--fit", "nokey.npz"], "counts"),
         (["--fit", "frames.npz"], "(2, 4, 1)"),
         (["--fit", "clips.npz"], "(3, 3, 1)"),
-        (["--fit", "negative.npz"], ">= 0"),
+        (["--fit", "negative.npz"], "counts must be finite and >= 0"),
+        (["--fit", "nancounts.npz"], "counts must be finite and >= 0"),
         (["--fit", "noframes.npz"], "14 or more frames"),
         (["--fit", "broken.npz"], "broken.npz"),
         (["--fit", "short.npz"], "14 or more frames"),
@@ -262,7 +274,7 @@ def bad_inputs(tmp_path):
         (["text.npy", "out.npy"], "can't read text.npy"),
         (["objects.npy", "out.npy"], "can't read objects.npy"),
         (["truncated.npy", "out.npy"], "can't read truncated.npy"),
-        (["good.npy", "good.npy"], "over the movie"),
+        (["good.npy", "good.npy"], "won't write good.npy"),
         (["large.npy", "out.npy"], "0-255"),
     ]
 
@@ -405,3 +417,123 @@ def test_orientation_channels_tell_vertical_from_horizontal_stripes():
     horizontal = np.tile((np.arange(8)[:, None] % 2) * 255.0, (3, 1, 16))  # rows alternate
     across, along = predict.channels(vertical), predict.channels(horizontal)
     assert energy(across, 0) > 10 * energy(across, 1) and energy(along, 1) > 10 * energy(along, 0)
+
+
+def prepared(model_dir, tmp_path):
+    """tmp_path holding predict.py, the planted neurons' weights, a good and a NaN movie."""
+    shutil.copy(model_dir / "predict.py", tmp_path)
+    shutil.copy(model_dir / "weights.npz", tmp_path)
+    np.save(tmp_path / "good.npy", blocky_movie(np.random.default_rng(14), 2, 20))
+    np.save(tmp_path / "nan.npy", np.full((2, 3, 12288), np.nan))
+    return tmp_path
+
+
+def in_folder(folder, *args):
+    """Run folder/predict.py with args from inside folder; returns the completed process."""
+    return subprocess.run(
+        [sys.executable, "predict.py", *args], cwd=folder, capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize("kind", ["movie", "weights", "folder", "device", "fifo", "read-only"])
+def test_an_output_that_must_not_be_written_is_refused_before_any_work(model_dir, tmp_path, kind):
+    folder = prepared(model_dir, tmp_path)
+    (folder / "folder").mkdir()
+    os.mkfifo(folder / "fifo")
+    (folder / "read-only").write_bytes(b"keep me")
+    (folder / "read-only").chmod(0o444)
+    out = {"movie": "nan.npy", "weights": "weights.npz", "device": "/dev/null"}.get(kind, kind)
+    before = {name: open_bytes(folder / name) for name in ("nan.npy", "weights.npz", "read-only")}
+    done = in_folder(folder, "nan.npy", out)  # a NaN movie: the output is refused before reading it
+    assert done.returncode == 2 and done.stderr == f"predict.py: won't write {out}: the output " \
+        "must be new, or a regular file you may write that is not the movie or weights.npz\n"
+    assert before == {name: open_bytes(folder / name) for name in before}
+    assert (folder / "read-only").stat().st_mode & 0o777 == 0o444
+    assert stat.S_ISFIFO((folder / "fifo").stat().st_mode) and (folder / "folder").is_dir()
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o664])
+def test_an_existing_output_keeps_its_permissions(model_dir, fitted, tmp_path, mode):
+    folder = prepared(model_dir, tmp_path)
+    (folder / "out.npy").write_bytes(b"old")
+    (folder / "out.npy").chmod(mode)
+    assert in_folder(folder, "good.npy", "out.npy").returncode == 0
+    assert (folder / "out.npy").stat().st_mode & 0o777 == mode
+    assert np.array_equal(np.load(folder / "out.npy"), fitted(np.load(folder / "good.npy")))
+
+
+@pytest.mark.parametrize("out, problem", [("no/out.npy", "No such file"), ("a" * 300, "too long")])
+def test_an_unwritable_output_names_the_output_and_stops_before_the_work(model_dir, tmp_path, out,
+                                                                          problem):
+    folder = prepared(model_dir, tmp_path)
+    files = sorted(os.listdir(folder))
+    done = in_folder(folder, "nan.npy", out)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert problem in done.stderr and str(folder / out) in done.stderr and ".tmp" not in done.stderr
+    assert sorted(os.listdir(folder)) == files
+
+
+@pytest.mark.parametrize("width", [0.0, -1.0, np.inf])
+def test_a_knee_width_of_zero_or_less_makes_the_weights_malformed(model_dir, tmp_path, width):
+    shutil.copy(model_dir / "predict.py", tmp_path)
+    with np.load(model_dir / "weights.npz") as z:
+        np.savez(tmp_path / "weights.npz", **dict(z, width=np.full(2, width, np.float32)))
+    np.save(tmp_path / "movie.npy", np.zeros((3, 12288)))
+    done = run(tmp_path, tmp_path / "movie.npy", tmp_path / "out.npy")
+    assert done.returncode == 2 and "weights.npz is missing or malformed" in done.stderr
+    assert not (tmp_path / "out.npy").exists()
+
+
+def test_the_0_to_1_warning_is_judged_on_the_whole_movie(fitted, capsys):
+    movie = blocky_movie(np.random.default_rng(15), 3, 20)
+    movie[1] = movie[1] > 128  # a nearly black clip: grey levels 0 and 1
+    fitted(movie)
+    assert capsys.readouterr().err == ""
+    fitted(movie / 255.0)
+    assert capsys.readouterr().err.count("0-255") == 1
+
+
+def test_a_long_clip_is_predicted_in_windows_with_the_result_of_the_whole(fitted, monkeypatch):
+    movie = blocky_movie(np.random.default_rng(16), 1, 230)[0]
+    whole = fitted(movie)
+    monkeypatch.setattr(predict, "WINDOW", 40)
+    assert np.allclose(fitted(movie), whole, rtol=1e-6, atol=1e-9)  # to float32 precision
+
+
+def test_a_long_clip_from_a_file_needs_little_memory(model_dir, tmp_path):
+    folder = prepared(model_dir, tmp_path)
+    np.save(folder / "long.npy", np.zeros((1, 6000, 12288), np.uint8))  # 74 MB
+    script = "import predict; predict.main(['long.npy', 'out.npy']); " \
+        "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])"  # peak, KB
+    done = subprocess.run([sys.executable, "-c", script], cwd=folder, capture_output=True,
+                          text=True)
+    assert np.load(folder / "out.npy").shape == (1, 6000, 2)
+    assert int(done.stdout.split()[-1]) < 70_000  # the clip's 74 MB are never all held at once
+
+
+SIGNAL_AT_START = """
+import os, signal, sys, time
+import predict
+def killed():  # main's first call after setting the handlers
+    os.kill(os.getpid(), signal.SIG{0})
+    signal.pthread_kill(signal.pthread_self(), 0)  # let the handler run before returning
+time.time = killed
+sys.exit(predict.main(["good.npy", "out.npy"]))
+"""
+
+
+@pytest.mark.parametrize("kind", ["INT", "TERM"])
+def test_a_signal_at_the_start_of_main_is_one_line(model_dir, tmp_path, kind):
+    folder = prepared(model_dir, tmp_path)
+    files = sorted(os.listdir(folder))
+    done = subprocess.run([sys.executable, "-B", "-c", SIGNAL_AT_START.format(kind)], cwd=folder,
+                          capture_output=True, text=True)
+    assert done.returncode == 130 and done.stderr == "predict.py: interrupted, nothing written\n"
+    assert sorted(os.listdir(folder)) == files
+
+
+def test_help_into_a_closed_pipe_is_quiet():
+    child = subprocess.Popen([sys.executable, str(HERE / "predict.py"), "--help"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()  # as `| head` does when it has read enough
+    assert child.stderr.read() == b"" and child.wait() in (0, -signal.SIGPIPE)
