@@ -1,6 +1,6 @@
-"""Predict mouse superior colliculus spikes from a movie: local ON/OFF, transient and energy
-channels and oriented and motion channels of block-averaged frames, time-lagged PCA features of
-each group, closed-form ridge regression and a softplus output.
+"""Predict mouse superior colliculus spikes from a movie: contrast-normalised ON/OFF, transient and
+energy channels, oriented and motion channels and small-object channels of block-averaged frames,
+time-lagged PCA features of each group, closed-form ridge regression and a softplus output.
 
     python predict.py MOVIE.npy OUT.npy   # predict with the weights.npz beside this file
     python predict.py --fit [DATA]        # refit weights.npz and print its cross-validated accuracy
@@ -16,16 +16,22 @@ import functools, os, signal, stat, sys, time
 
 import numpy as np
 
-PICTURE = slice(2048, 10240)  # pixels of rows 16-79 (block rows 2-9); the rest is black letterbox
-SURROUND, SIGMA = 0.8, 1.0  # weight and width (blocks) of the Gaussian surround, as in the retina
-ORIENTED = 0.3  # scale of the oriented channels: their components get a 1 / 0.3^2 stronger penalty
-GROUPS = [(slice(0, 768), slice(0, 120)), (slice(768, 1024), slice(120, 160))]  # the channels and
-# principal components of the local and of the oriented group: a PCA for each
-LAGS = [(1, 3), (3, 6), (6, 13)]  # windows of past frames averaged, 33-400 ms; spikes lag the image
+PICTURE = slice(2048, 10240)  # pixels of rows 16-79 (4 px block rows 4-19); the rest is letterbox
+SURROUND, SIGMA = 0.8, 1.0  # weight and width (8 px blocks) of the Gaussian surround, as in retina
+GAIN, POOL, RECENT = 0.1, 2.0, 5  # contrast gain control: divide by sqrt(0.1 + the contrast energy
+# over a Gaussian of 2 blocks (16 px) and the last 5 frames (170 ms)), as the retina adapts
+SMALL, AROUND = 0.02, 4.0  # small objects: change over 0.02 + the change in a Gaussian of 4 blocks
+# of 4 px (16 px) around, as in the SC's size-tuned cells
+LAGS = [(1, 3), (3, 5), (5, 8), (8, 13)]  # windows of past frames averaged, 33-400 ms; spikes lag
+# the groups of channels: their channels, principal components kept, the RMS these are scaled to
+# (which sets the group's ridge penalty) and their windows of lags
+GROUPS = [(slice(0, 768), slice(0, 120), 0.1, LAGS),  # local: ON, OFF, transient, energy
+          (slice(768, 1024), slice(120, 160), 0.04, LAGS),  # oriented and motion
+          (slice(1024, 1152), slice(160, 288), 0.15, [(1, 6)])]  # small objects: all components
 PENALTIES = 10.0 ** np.arange(-1.5, 1.6, 0.5)  # ridge penalties tried, times X'X's mean diagonal
-FOLDS = 6  # cross-validation folds, each a run of whole segments
+FOLDS = 3  # cross-validation folds, each a run of whole segments
 WIDTHS = 2.0 ** np.arange(-5, 1.1)  # softplus knee widths tried, times each neuron's mean rate
-WINDOW, PAST = 300, 13  # frames predicted at a time, and the frames before them that the lags need
+WINDOW, PAST = 300, 18  # frames predicted at a time, and the frames before them that they need
 WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights.npz")
 
 
@@ -52,38 +58,62 @@ def load(path, fitting=False):
         raise ValueError(f"can't read {path}: need {what}") from None
 
 
+def pool(image):
+    """(frames, rows / 2, columns / 2) float32 means of 2 x 2 neighbours in (frames, rows, cols)."""
+    rows = np.add(image[:, ::2], image[:, 1::2], dtype=np.float32)
+    return (rows[..., ::2] + rows[..., 1::2]) / 4
+
+
 def blocks(pixels):
-    """(frames, rows / 8, 16) means of 8 x 8 pixel blocks of (frames, rows * 128) grey levels, and
+    """(frames, rows / 4, 32) means of 4 x 4 pixel blocks of (frames, rows * 128) grey levels, and
     the largest grey level."""
     low, high = pixels.min(), pixels.max()
     check(low >= 0 and high <= 255, f"grey levels run {low:g} to {high:g}: need 0-255, no NaN, inf")
-    pixels = pixels.reshape(len(pixels), -1, 8, 16, 8)  # (frames, rows / 8, 8, 16, 8)
-    return pixels.sum(2, np.float64).sum(3) / 64, high
+    return pool(pool(pixels.reshape(len(pixels), -1, 128))), high
 
 
-def channels(blocks):
-    """(frames, 768 + 256) local and oriented channels of one clip's (frames, 8, 16) blocks."""
-    c = (blocks / 127.5 - 1).astype(np.float32)  # contrast
-    blur = [np.exp(-0.5 * (np.arange(n)[:, None] - np.arange(n)) ** 2 / SIGMA**2) for n in (8, 16)]
-    flat = c.reshape(len(c), 128)  # (frames, blocks); next, centre - surround
-    x = flat - SURROUND * flat @ np.kron(*[b / b.sum(0) for b in blur]).astype(np.float32)
+def blur(image, sigma):
+    """(frames, rows, columns) weighted means over a Gaussian of sigma blocks around each block."""
+    rows, columns = [np.exp(-0.5 * (np.arange(n)[:, None] - np.arange(n)) ** 2 / sigma**2)
+                     for n in image.shape[1:]]  # (n, n) weights
+    return np.float32(rows / rows.sum(0)).T @ image @ np.float32(columns / columns.sum(0))
+
+
+def lagged(x, windows):
+    """(frames, windows * k) means of x (frames, k) over each window (a, b): a to b - 1 frames ago."""
+    total = np.cumsum(np.pad(x, ((windows[-1][1], 0), (0, 0))), 0, float)  # sums to each frame
+    window = lambda lag: total[len(total) - len(x) - lag:len(total) - lag]  # ... lag frames ago
+    return np.concatenate([(window(a) - window(b)) / (b - a) for a, b in windows], -1)
+
+
+def channels(fine):
+    """(frames, 768 + 256 + 128) local, oriented and small-object channels of one clip's
+    (frames, 16, 32) 4 x 4 pixel block means."""
+    f = (fine / 127.5 - 1).astype(np.float32)  # contrast of 4 x 4 pixel blocks
+    c = pool(f)  # (frames, 8, 16): of 8 x 8 pixel blocks
+    around = blur(c, SIGMA)  # the mean contrast around each block
+    energy = (c - around) ** 2 + pool(f * f) - c * c  # contrast energy: around the block, within
+    energy = lagged(blur(energy, POOL).reshape(len(f), 128), [(0, RECENT)])  # (frames, blocks)
+    x = (c - SURROUND * around).reshape(len(f), 128) / np.sqrt(GAIN + energy)  # centre - surround
     d = np.diff(x, axis=0, prepend=x[:1])  # change since the last frame, for transient cells
     gx, gy = np.gradient(c, axis=(2, 1))  # spatial gradient, central differences
     dt = np.diff(c, axis=0, prepend=c[:1])  # an edge moving along +x has dt * gx < 0
     pairs = [(gx, gx), (gy, gy), (gx + gy, gx + gy), (gx - gy, gx - gy), (dt, gx), (-dt, gx),
              (dt, gy), (-dt, gy)]  # products: orientation energy, then motion along -x, x, -y, y
-    pooled = [np.maximum(a * b, 0).reshape(-1, 4, 2, 8, 2).mean((2, 4)) for a, b in pairs]  # 4 x 8
+    oriented = np.stack([pool(np.maximum(a * b, 0)) for a, b in pairs], 1)  # (frames, 8, 4, 8)
+    change = np.abs(np.diff(f, axis=0, prepend=f[:1]))  # (frames, 16, 32), for small objects
+    around = blur(change, AROUND)
+    small = pool(np.maximum(change - around, 0) / (SMALL + around))  # (frames, 8, 16)
     return np.concatenate([np.maximum(x, 0), np.maximum(-x, 0), np.maximum(d, 0), np.maximum(-d, 0),
-                           x * x, d * d, ORIENTED * np.stack(pooled, 1).reshape(-1, 8 * 32)], -1)
+                           x * x, d * d, oriented.reshape(-1, 256), small.reshape(-1, 128)], -1,
+                          dtype=np.float32)
 
 
 def features(C, axes):
-    """(frames, 3 * components): principal components of one clip's centred channels C (frames,
-    channels), averaged over each window of lags."""
-    pcs = C @ axes  # (frames, components)
-    total = np.cumsum(np.pad(pcs, ((PAST, 0), (0, 0))), 0, float)  # sums to each frame
-    window = lambda lag: total[len(total) - len(pcs) - lag:len(total) - lag]  # ... lag frames ago
-    return np.concatenate([(window(a) - window(b)) / (b - a) for a, b in LAGS], -1)
+    """(frames, features): principal components of each group of one clip's centred channels C
+    (frames, channels), averaged over the group's windows of lags."""
+    return np.concatenate([lagged(C[:, rows] @ axes[rows, cols], lags)
+                           for rows, cols, _, lags in GROUPS], -1, dtype=np.float32)
 
 
 def knee(z, width):
@@ -92,13 +122,13 @@ def knee(z, width):
 
 
 def read(path):
-    """Block means of the distinct clips (segments, frames, 8, 16), their mean counts (segments *
-    frames, neurons) and their numbers of trials."""
+    """4 x 4 pixel block means of the distinct clips (segments, frames, 16, 32), their mean counts
+    (segments * frames, neurons) and their numbers of trials."""
     movie, counts = load(path, fitting=True)
-    check(movie.ndim == 3 and movie.shape[1] > PAST and movie.shape[2] == 12288
+    check(movie.ndim == 3 and movie.shape[1] > LAGS[-1][1] and movie.shape[2] == 12288
           and movie.dtype.kind in "iuf" and counts.shape[:-1] == movie.shape[:2],
-          f"need a movie (clips, {PAST + 1} or more frames, 12288) and counts (clips, frames, "
-          f"neurons), not {movie.shape} and {counts.shape}")
+          f"need a movie (clips, {LAGS[-1][1] + 1} or more frames, 12288) and counts (clips, "
+          f"frames, neurons), not {movie.shape} and {counts.shape}")
     counts = np.asarray(counts, np.float64)
     check(((counts >= 0) & (counts < np.inf)).all(), "counts must be finite and >= 0")
     # (clips, 64) sums of the picture's rows in three frames: repeats agree on all of them
@@ -116,22 +146,24 @@ def fit(path):
     C = np.stack([channels(clip) for clip in clips])  # (segments, frames, channels)
     mean, axes = C.reshape(-1, C.shape[-1]).mean(0), np.zeros((C.shape[-1], GROUPS[-1][1].stop))
     C -= mean
-    for rows, cols in GROUPS:  # the group's principal axes, largest variance first
-        S = np.tensordot(C[..., rows], C[..., rows], ((0, 1), (0, 1)))  # (channels, channels)
-        axes[rows, cols] = np.linalg.eigh(S)[1][:, ::-1][:, :cols.stop - cols.start]
+    for rows, cols, rms, _ in GROUPS:  # the group's principal axes, largest variance first,
+        S = np.tensordot(C[..., rows], C[..., rows], ((0, 1), (0, 1)))  # scaled to the group's RMS
+        axes[rows, cols] = np.linalg.eigh(S)[1][:, :-1 - cols.stop + cols.start:-1] * rms / C[
+            ..., rows].std()
     X = np.concatenate([features(c, axes.astype(np.float32)) for c in C])  # (rows, features)
     del C  # the largest array, done with
     mx, my, n = X.mean(0), Y.mean(0), np.arange(Y.shape[1])
     X -= mx
-    G, B = X.T @ X, X.T @ (Y - my)
+    G, B = (X.T @ X).astype(float), X.T @ (Y - my)  # float32 products, a float64 solve
     bounds = np.linspace(0, len(clips), min(FOLDS, len(clips)) + 1).astype(int) * clips.shape[1]
     penalties = PENALTIES * np.trace(G) / len(G)
     oof = np.empty((len(PENALTIES),) + Y.shape, np.float32)  # out-of-fold predictions
     for a, b in [*zip(bounds, bounds[1:]), (0, 0)]:  # folds of whole segments, then no fold
         x, y = X[a:b], Y[a:b] - my  # X'X of the other folds = total - this fold's share
         eig, V = np.linalg.eigh(G - x.T @ x)  # = V diag(eig) V'
+        VB = V.T @ (B - x.T @ y)  # V'X'Y of the other folds
         # W = (X'X + lam I)^-1 X'Y = V diag(1 / (eig + lam)) V'X'Y, one W for each penalty lam
-        W = np.stack([V @ (V.T @ (B - x.T @ y) / (eig + lam)[:, None]) for lam in penalties])
+        W = np.stack([V @ (VB / (eig + lam)[:, None]) for lam in penalties])
         oof[:, a:b] = x @ W + my
     best = np.argmin([((o - Y) ** 2).sum(0) for o in oof], 0)  # each neuron's, by out-of-fold error
     W, oof = W[best, :, n].T, oof[best, :, n].T  # (features | rows, neurons)
@@ -177,7 +209,7 @@ def predict(movie, w=None):
         for start in range(0, shape[1], WINDOW):  # with the frames before it that the lags need
             part = source().reshape(shape)[clip, max(start - PAST, 0):start + WINDOW]
             frames, high = blocks(part.reshape(len(part), 12288))  # letterbox checked too
-            X = features(channels(frames[:, 2:10]) - w["mean"], w["axes"])  # (frames, features)
+            X = features(channels(frames[:, 4:20]) - w["mean"], w["axes"])  # (frames, features)
             rates.append(knee(X @ w["W"] + w["bias"], w["width"])[min(start, PAST):])
             top = max(top, high)
     if 0 < top <= 1:

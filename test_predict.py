@@ -88,12 +88,12 @@ def run(folder, *args):
     )
 
 
-def test_shrink_gives_8_by_8_block_means_and_the_largest_grey_level():
+def test_shrink_gives_4_by_4_block_means_and_the_largest_grey_level():
     pixels = np.random.default_rng(1).uniform(0, 255, (3, 64 * 128))
     image = pixels.reshape(3, 64, 128)
     expected = [
-        [image[:, 8 * r : 8 * r + 8, 8 * c : 8 * c + 8].mean((1, 2)) for c in range(16)]
-        for r in range(8)
+        [image[:, 4 * r : 4 * r + 4, 4 * c : 4 * c + 4].mean((1, 2)) for c in range(32)]
+        for r in range(16)
     ]
     means, high = predict.blocks(pixels)
     assert np.allclose(means, np.transpose(expected, (2, 0, 1))) and high == pixels.max()
@@ -161,7 +161,8 @@ def test_fit_from_the_command_line_on_an_npz(model_dir, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "cross-validated" in done.stdout and "bits/spike" in done.stdout
     with np.load(tmp_path / "weights.npz") as weights:
-        assert weights["W"].shape == (len(predict.LAGS) * predict.GROUPS[-1][1].stop, 2)
+        lags = [len(lags) * (cols.stop - cols.start) for _, cols, _, lags in predict.GROUPS]
+        assert weights["W"].shape == (sum(lags), 2)
 
 
 def test_fit_reads_the_competition_mat_layout(tmp_path):
@@ -398,11 +399,12 @@ def test_interrupt_while_writing_is_one_line_and_leaves_no_file(model_dir, tmp_p
 
 
 def moving_bar(step, frames=12):
-    """(frames, 8, 16) blocks of a bright vertical bar on black moving `step` blocks per frame."""
-    blocks = np.zeros((frames, 8, 16))
+    """(frames, 16, 32) 4 x 4 pixel blocks of a bright vertical bar, 8 pixels wide, on black, moving
+    `step` 8 pixels per frame."""
+    blocks = np.zeros((frames, 16, 16))
     for t in range(frames):
         blocks[t, :, (4 + step * t) % 16] = 255
-    return blocks
+    return blocks.repeat(2, 2)
 
 
 def test_motion_channels_tell_right_from_left():
@@ -412,9 +414,9 @@ def test_motion_channels_tell_right_from_left():
 
 
 def test_orientation_channels_tell_vertical_from_horizontal_stripes():
-    vertical = np.tile((np.arange(16) % 2) * 255.0, (3, 8, 1))  # (frames, 8, 16): columns alternate
+    vertical = np.tile((np.arange(32) // 2 % 2) * 255.0, (3, 16, 1))  # (frames, 16, 32): columns
     energy = lambda c, k: c[:, 768 + 32 * k : 768 + 32 * (k + 1)].sum()  # gx^2, gy^2, ...
-    horizontal = np.tile((np.arange(8)[:, None] % 2) * 255.0, (3, 1, 16))  # rows alternate
+    horizontal = np.tile((np.arange(16)[:, None] // 2 % 2) * 255.0, (3, 1, 32))  # rows alternate
     across, along = predict.channels(vertical), predict.channels(horizontal)
     assert energy(across, 0) > 10 * energy(across, 1) and energy(along, 1) > 10 * energy(along, 0)
 
@@ -537,3 +539,17 @@ def test_help_into_a_closed_pipe_is_quiet():
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     child.stdout.close()  # as `| head` does when it has read enough
     assert child.stderr.read() == b"" and child.wait() in (0, -signal.SIGPIPE)
+
+
+def test_contrast_gain_control_compresses_the_on_channels_at_high_contrast():
+    texture = np.random.default_rng(17).uniform(-1, 1, (20, 8, 16)).repeat(2, 1).repeat(2, 2)
+    on = lambda contrast: predict.channels(127.5 + contrast * texture)[5:, :128].mean()
+    assert on(32) > 3.5 * on(8)  # nearly linear at low contrast
+    assert on(120) < 2.5 * on(32)  # 3.75 times the contrast, much less than 3.75 times the signal
+
+
+def test_small_object_channels_answer_change_in_their_block_not_change_everywhere():
+    one, everywhere = np.full((2, 12, 16, 32), 100.0)
+    one[::2, 8, 16] = everywhere[::2] = 140  # flicker in one 4 x 4 pixel block, or in all
+    small = lambda movie: predict.channels(movie)[1:, 1024:].reshape(-1, 8, 16)[:, 4, 8].max()
+    assert small(one) > 1 and small(everywhere) < 1e-3
