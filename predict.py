@@ -28,8 +28,8 @@ LAGS = [(1, 3), (3, 5), (5, 8), (8, 13)]  # windows of past frames averaged, 33-
 GROUPS = [(slice(0, 768), slice(0, 120), 0.1, LAGS),  # local: ON, OFF, transient, energy
           (slice(768, 1024), slice(120, 160), 0.04, LAGS),  # oriented and motion
           (slice(1024, 1152), slice(160, 288), 0.15, [(1, 6)])]  # small objects: all components
-PENALTIES = 10.0 ** np.arange(-1.5, 1.6, 0.5)  # ridge penalties tried, times X'X's mean diagonal
-FOLDS = 3  # cross-validation folds, each a run of whole segments
+PENALTIES, FOLDS = 10.0 ** np.arange(-1.5, 1.6, 0.5), 3  # ridge penalties tried, times X'X's mean
+# diagonal, and cross-validation folds, each a run of whole segments
 WIDTHS = 2.0 ** np.arange(-5, 1.1)  # softplus knee widths tried, times each neuron's mean rate
 WINDOW, PAST = 300, 18  # frames predicted at a time, and the frames before them that they need
 WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights.npz")
@@ -80,7 +80,8 @@ def blur(image, sigma):
 
 
 def lagged(x, windows):
-    """(frames, windows * k) means of x (frames, k) over each window (a, b): a to b - 1 frames ago."""
+    """(frames, windows * k) means of x (frames, k) over each window (a, b) of a to b - 1 frames
+    ago."""
     total = np.cumsum(np.pad(x, ((windows[-1][1], 0), (0, 0))), 0, float)  # sums to each frame
     window = lambda lag: total[len(total) - len(x) - lag:len(total) - lag]  # ... lag frames ago
     return np.concatenate([(window(a) - window(b)) / (b - a) for a, b in windows], -1)
@@ -102,11 +103,9 @@ def channels(fine):
              (dt, gy), (-dt, gy)]  # products: orientation energy, then motion along -x, x, -y, y
     oriented = np.stack([pool(np.maximum(a * b, 0)) for a, b in pairs], 1)  # (frames, 8, 4, 8)
     change = np.abs(np.diff(f, axis=0, prepend=f[:1]))  # (frames, 16, 32), for small objects
-    around = blur(change, AROUND)
-    small = pool(np.maximum(change - around, 0) / (SMALL + around))  # (frames, 8, 16)
+    small = pool(np.maximum(change - blur(change, AROUND), 0) / (SMALL + blur(change, AROUND)))
     return np.concatenate([np.maximum(x, 0), np.maximum(-x, 0), np.maximum(d, 0), np.maximum(-d, 0),
-                           x * x, d * d, oriented.reshape(-1, 256), small.reshape(-1, 128)], -1,
-                          dtype=np.float32)
+                           x * x, d * d, oriented.reshape(-1, 256), small.reshape(-1, 128)], -1)
 
 
 def features(C, axes):
@@ -136,14 +135,14 @@ def read(path):
     _, first, repeats = np.unique(np.hstack(rows), axis=0, return_index=True, return_inverse=True)
     check(len(first) > 1, f"need 2 or more distinct clips to cross-validate, not {len(first)}")
     Y = np.concatenate([counts[repeats.ravel() == s].mean(0) for s in range(len(first))])
-    clips = [blocks(movie[i, :, PICTURE])[0] for i in first]  # each distinct clip read once
-    return np.stack(clips), Y, np.bincount(repeats.ravel())
+    # each distinct clip read once and shrunk at once; the trials of each
+    return np.stack([blocks(movie[i, :, PICTURE])[0] for i in first]), Y, np.bincount(repeats.flat)
 
 
 def fit(path):
     """Weights fitted to the data at path, after printing their cross-validated accuracy."""
     clips, Y, trials = read(path)
-    C = np.stack([channels(clip) for clip in clips])  # (segments, frames, channels)
+    C = np.stack([channels(clip) for clip in clips], dtype=np.float32)  # (segments, frames, ...)
     mean, axes = C.reshape(-1, C.shape[-1]).mean(0), np.zeros((C.shape[-1], GROUPS[-1][1].stop))
     C -= mean
     for rows, cols, rms, _ in GROUPS:  # the group's principal axes, largest variance first,
@@ -156,14 +155,13 @@ def fit(path):
     X -= mx
     G, B = (X.T @ X).astype(float), X.T @ (Y - my)  # float32 products, a float64 solve
     bounds = np.linspace(0, len(clips), min(FOLDS, len(clips)) + 1).astype(int) * clips.shape[1]
-    penalties = PENALTIES * np.trace(G) / len(G)
     oof = np.empty((len(PENALTIES),) + Y.shape, np.float32)  # out-of-fold predictions
     for a, b in [*zip(bounds, bounds[1:]), (0, 0)]:  # folds of whole segments, then no fold
         x, y = X[a:b], Y[a:b] - my  # X'X of the other folds = total - this fold's share
         eig, V = np.linalg.eigh(G - x.T @ x)  # = V diag(eig) V'
         VB = V.T @ (B - x.T @ y)  # V'X'Y of the other folds
         # W = (X'X + lam I)^-1 X'Y = V diag(1 / (eig + lam)) V'X'Y, one W for each penalty lam
-        W = np.stack([V @ (VB / (eig + lam)[:, None]) for lam in penalties])
+        W = np.stack([V @ (VB / (eig + lam)[:, None]) for lam in PENALTIES * np.trace(G) / len(G)])
         oof[:, a:b] = x @ W + my
     best = np.argmin([((o - Y) ** 2).sum(0) for o in oof], 0)  # each neuron's, by out-of-fold error
     W, oof = W[best, :, n].T, oof[best, :, n].T  # (features | rows, neurons)
@@ -221,18 +219,16 @@ def predict(movie, w=None):
 def save(path, make, keep):
     """make()'s array, or dict of arrays, written to path (or a link's target) by a temporary file,
     once path is found to be new, or a regular file one may write other than those in keep."""
-    target = os.path.realpath(path)
+    target, tmp = os.path.realpath(path), f"{os.path.realpath(path)}.{os.getpid()}.tmp"
     mode = os.stat(target).st_mode if os.path.exists(target) else None
     check(mode is None or stat.S_ISREG(mode) and mode & stat.S_IWUSR and os.access(target, os.W_OK)
           and target not in map(os.path.realpath, keep), f"won't write {path}: the output must be "
           "new, or a regular file you may write that is not the movie or weights.npz")
-    tmp = f"{target}.{os.getpid()}.tmp"
     try:
         with open(tmp, "xb") as f:  # made first, so a bad folder or name stops all work
             result = make()
             np.savez_compressed(f, **result) if isinstance(result, dict) else np.save(f, result)
-        if mode:
-            os.chmod(tmp, mode)  # an existing file keeps its permissions
+        os.chmod(tmp, mode or os.stat(tmp).st_mode)  # an existing file keeps its permissions
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -1,14 +1,23 @@
-"""Draw the spatial receptive field that predict.py learns for one neuron of each cell type, beside
-the simulator's true field.
+"""Draw the spatial receptive field of every neuron in a weights.npz from predict.py, beside the
+simulator's true field when there is one.
 
-    python bench/fields.py DATADIR OUT.png     # DATADIR from bench/standin.py
+    python bench/fields.py WEIGHTS.npz OUT.png [HELDOUT.npz]
 
-Fits predict.py on DATADIR/standin.mat in memory (the shipped weights.npz is not touched), then
-maps each neuron's ridge weights in its strongest lag window back through the principal axes to
-its weight on each 8 x 8 block's six local channels, or for orientation- and direction-selective
-cells on the eight oriented channels of each 2 x 2 blocks. ON and OFF cells are drawn signed, ON
-channels minus OFF channels (red brighter, blue darker); the other types by the size of their
-weights over the channels, as their true fields are drawn by the size of the envelope.
+WEIGHTS.npz is any fit of predict.py: the shipped one, one made with `python predict.py --fit` on
+the competition's file, or one on a stand-in. Each neuron's ridge weights are split into the three
+groups of channels (local, oriented, small-object); in each group the weights of the strongest
+window of lags are mapped back through the principal axes to the channels, and the group on which
+the neuron puts the most weight, relative to the other neurons (its weights' norm over the median
+norm), is drawn:
+  ON/OFF            local, signed: ON minus OFF channels over the 8 x 16 blocks of 8 x 8 pixels
+                    (red brighter, blue darker), when these outweigh the other local channels
+  transient/energy  local otherwise: the size of the weights on the brightening, darkening and
+                    energy channels of each block
+  oriented          the size of the weights on the 8 oriented and motion channels of each 2 x 2
+                    blocks
+  small             the size of the weights on the small-object channel of each block
+With HELDOUT.npz from bench/standin.py (kind and field), each learned field is drawn below the
+true one (signed for ON and OFF cells, else its envelope) and titled with the neuron's cell type.
 """
 import os, sys
 
@@ -20,32 +29,60 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import predict  # noqa: E402
 
-data, out = sys.argv[1:3]
-model = predict.fit(os.path.join(data, "standin.mat"))
-W = model["W"].reshape(len(predict.LAGS), sum(predict.COMPONENTS), -1)  # (lags, pcs, neurons)
-strongest = (W**2).sum(1).argmax(0)  # each neuron's strongest lag window
-W = W[strongest, :, np.arange(W.shape[2])].T  # (components, neurons)
-channels = (model["axes"][:768] @ W).reshape(6, 8, 16, -1)  # (local kind, rows, columns, neurons)
-oriented = (model["axes"][768:] @ W).reshape(8, 4, 8, -1)  # (oriented kind, 2 x 2 block rows, ...)
-with np.load(os.path.join(data, "heldout.npz")) as held:
-    kinds, fields = held["kind"], held["field"]
-picked = [list(kinds).index(kind) for kind in dict.fromkeys(kinds)]  # the first of each type
-figure, axes = plt.subplots(2, len(picked), figsize=(1.9 * len(picked), 2.4))
-for column, n in enumerate(picked):
-    signed = kinds[n] in ("on", "off", "on_tr", "off_tr")
-    learned = channels[0, ..., n] - channels[1, ..., n] if signed else np.sqrt(
-        (channels[..., n] ** 2).sum(0))
-    if kinds[n] in ("orient", "direction"):  # their weights lie mostly on the oriented channels
-        learned = np.kron(np.sqrt((oriented[..., n] ** 2).sum(0)), np.ones((2, 2)))
-    true = fields[n] if signed else np.abs(fields[n])
-    for row, image in enumerate([true, np.kron(learned, np.ones((8, 8)))]):
-        limit = np.abs(image).max()
-        axes[row, column].imshow(image, cmap="RdBu_r" if signed else "gray_r",
-                                 vmin=-limit if signed else 0, vmax=limit)
-        axes[row, column].set_xticks([]), axes[row, column].set_yticks([])
-    axes[0, column].set_title(f"{kinds[n]} #{n}", fontsize=9)
-axes[0, 0].set_ylabel("simulated", fontsize=9)
-axes[1, 0].set_ylabel("learned", fontsize=9)
-figure.tight_layout()
-figure.savefig(out, dpi=80)
-print(f"wrote {out}")
+
+def fields(weights):
+    """(neurons, 64, 128) learned fields over the picture's pixels, and each one's group name."""
+    W, axes, start, drawn = weights["W"], weights["axes"], 0, []
+    for rows, cols, _, lags in predict.GROUPS:
+        k = cols.stop - cols.start
+        w = W[start:start + len(lags) * k].reshape(len(lags), k, -1)  # (lags, components, neurons)
+        start += len(lags) * k
+        strongest = (w**2).sum(1).argmax(0)  # each neuron's strongest window of lags
+        channels = axes[rows, cols] @ w[strongest, :, np.arange(w.shape[2])].T  # (channels, n)
+        norm = np.sqrt((w**2).sum((0, 1)))  # (neurons,)
+        drawn.append((norm / np.median(norm), channels))
+    (_, local), (_, oriented), (_, small) = drawn
+    local, oriented = local.reshape(6, 8, 16, -1), oriented.reshape(8, 4, 8, -1)
+    size = lambda a: np.sqrt((a**2).sum(0))  # over the kinds of channel
+    maps = [local[0] - local[1], size(local[2:]), np.kron(size(oriented), np.ones((2, 2, 1))),
+            np.abs(small).reshape(8, 16, -1)]  # each (8, 16, neurons)
+    group = np.argmax([weight for weight, _ in drawn], 0)  # the group weighted most, for a neuron
+    group += (group > 0) + ((group == 0) & ((maps[0]**2).sum((0, 1)) < (maps[1]**2).sum((0, 1))))
+    picked = np.stack([maps[g][..., n] for n, g in enumerate(group)])  # (neurons, 8, 16)
+    names = np.array(["ON/OFF", "transient/energy", "oriented", "small"])
+    return np.kron(picked, np.ones((1, 8, 8))), names[group]
+
+
+def main():
+    with np.load(sys.argv[1]) as z:
+        learned, groups = fields(z)
+    truth, kinds = None, groups
+    if len(sys.argv) > 3:
+        with np.load(sys.argv[3]) as held:
+            truth, kinds = held["field"], held["kind"]
+    columns = 9
+    rows = -(-len(learned) // columns) * (1 if truth is None else 2)
+    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 0.95 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for n, image in enumerate(learned):
+        row, column = divmod(n, columns)
+        images = [image] if truth is None else [truth[n], image]
+        for k, picture in enumerate(images):
+            signed = groups[n] == "ON/OFF"
+            if truth is not None and k == 0:  # the true field: signed for ON and OFF cells only
+                signed = kinds[n] in ("on", "off", "on_tr", "off_tr")
+                picture = picture if signed else np.abs(picture)
+            limit = np.abs(picture).max() + 1e-12
+            low = -limit if signed else picture.min() if k == len(images) - 1 else 0
+            ax = axes[row * len(images) + k, column]
+            ax.imshow(picture, cmap="RdBu_r" if signed else "gray_r", vmin=low, vmax=limit)
+        title = f"#{n} {kinds[n]}" + ("" if truth is None else f" ({groups[n]})")
+        axes[row * len(images), column].set_title(title, fontsize=7)
+    figure.tight_layout(pad=0.3)
+    figure.savefig(sys.argv[2], dpi=60)
+    print(f"wrote {sys.argv[2]}: {len(learned)} neurons")
+
+
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,7 @@ import sys
 
 import h5py
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import score  # noqa: E402
@@ -54,3 +55,18 @@ def test_standin_writes_the_competition_layout(tmp_path):
     assert held["counts"].shape == (1, 6, 150, 54) and held["rate"].shape == (1, 150, 54)
     assert sorted(set(held["kind"])) == sorted(standin.KINDS) and held["field"].shape == (54, 64, 128)
     assert np.load(tmp_path / "heldout_movie.npy", mmap_mode="r").shape == (6, 150, 12288)
+
+
+def test_cnn_trains_on_a_tiny_standin(tmp_path):
+    pytest.importorskip("torch")
+    import cnn
+
+    standin.write(str(tmp_path), np.random.default_rng(3), 3, 1)
+    with h5py.File(tmp_path / "standin.mat", "r") as f:
+        clips = cnn.shrink(f["trainingmovie_mini"][::6])  # (segments, frames, 32, 64)
+        counts = f["FRhist_tr"][:].reshape(3, 6, 150, 54).mean(1).astype(np.float32)
+    clips = (clips - clips.mean()) / clips.std()
+    network, summary = cnn.train(clips, counts, seed=0, minutes=5, epochs=3, log=lambda text: None)
+    rates = cnn.predict(network, clips[:2])
+    assert rates.shape == (2, 150, 54) and (rates >= 0).all() and np.isfinite(rates).all()
+    assert summary["epochs"] == 3 and summary["losses"][-1] < summary["losses"][0]
