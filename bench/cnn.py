@@ -118,7 +118,8 @@ def train(clips, counts, seed, minutes, epochs, log=print):
         network.bias += torch.log(torch.expm1(torch.from_numpy(y.mean(0)).float().clamp(1e-3)))
     optimiser = torch.optim.Adam(network.parameters(), lr=1e-3)
     schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.3, patience=3)
-    best, best_state, start, epoch, cuts, capped, losses = np.inf, None, time.time(), 0, 0, False, []
+    best, best_state, epoch, cuts, capped, losses = np.inf, None, 0, 0, False, []
+    start = time.time()
     while epoch < epochs and cuts < 3:
         if time.time() - start > 60 * minutes:
             capped = True

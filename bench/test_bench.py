@@ -1,4 +1,5 @@
-"""Tests for the bench's stand-in and scorer; run with `python -m pytest -q` from the project root."""
+"""Tests for the bench's stand-in, scorer and CNN; run with `python -m pytest -q` from the project
+root."""
 import pathlib
 import sys
 
@@ -53,7 +54,8 @@ def test_standin_writes_the_competition_layout(tmp_path):
     assert (counts == np.round(counts)).all() and 0.02 < counts.mean() < 0.3
     held = np.load(tmp_path / "heldout.npz")
     assert held["counts"].shape == (1, 6, 150, 54) and held["rate"].shape == (1, 150, 54)
-    assert sorted(set(held["kind"])) == sorted(standin.KINDS) and held["field"].shape == (54, 64, 128)
+    assert sorted(set(held["kind"])) == sorted(standin.KINDS)
+    assert held["field"].shape == (54, 64, 128)
     assert np.load(tmp_path / "heldout_movie.npy", mmap_mode="r").shape == (6, 150, 12288)
 
 
