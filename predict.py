@@ -12,7 +12,7 @@ trainingmovie_mini and FRhist_tr) or an .npz holding movie (clips, frames, 12288
 frames, neurons). In Python: from predict import predict; rates = predict(movie), where the movie
 is an array, or the path of a .npy file, which is then read a window of frames at a time.
 """
-import functools, os, signal, stat, sys, time
+import functools, itertools, os, signal, stat, sys, time
 
 import numpy as np
 
@@ -203,13 +203,12 @@ def predict(movie, w=None):
           and min(shape[:2]) > 0, "a movie must be 1 or more clips of 1 or more frames of 12288 "
           f"or 96 x 128 grey levels, not {dtype} {source().shape}")
     rates, top = [], 0
-    for clip in range(shape[0]):
-        for start in range(0, shape[1], WINDOW):  # with the frames before it that the lags need
-            part = source().reshape(shape)[clip, max(start - PAST, 0):start + WINDOW]
-            frames, high = blocks(part.reshape(len(part), 12288))  # letterbox checked too
-            X = features(channels(frames[:, 4:20]) - w["mean"], w["axes"])  # (frames, features)
-            rates.append(knee(X @ w["W"] + w["bias"], w["width"])[min(start, PAST):])
-            top = max(top, high)
+    for clip, start in itertools.product(range(shape[0]), range(0, shape[1], WINDOW)):
+        part = source().reshape(shape)[clip, max(start - PAST, 0):start + WINDOW]  # with its past
+        frames, high = blocks(part.reshape(len(part), 12288))  # letterbox checked too
+        X = features(channels(frames[:, 4:20]) - w["mean"], w["axes"])  # (frames, features)
+        rates.append(knee(X @ w["W"] + w["bias"], w["width"])[min(start, PAST):])
+        top = max(top, high)
     if 0 < top <= 1:
         print("predict.py: warning: grey levels all lie in 0-1, not 0-255", file=sys.stderr)
     rates = np.concatenate(rates).reshape(*shape[:2], -1)
