@@ -103,7 +103,8 @@ def channels(fine):
              (dt, gy), (-dt, gy)]  # products: orientation energy, then motion along -x, x, -y, y
     oriented = np.stack([pool(np.maximum(a * b, 0)) for a, b in pairs], 1)  # (frames, 8, 4, 8)
     change = np.abs(np.diff(f, axis=0, prepend=f[:1]))  # (frames, 16, 32), for small objects
-    small = pool(np.maximum(change - blur(change, AROUND), 0) / (SMALL + blur(change, AROUND)))
+    around = blur(change, AROUND)  # the change around each 4 x 4 pixel block
+    small = pool(np.maximum(change - around, 0) / (SMALL + around))  # (frames, 8, 16)
     return np.concatenate([np.maximum(x, 0), np.maximum(-x, 0), np.maximum(d, 0), np.maximum(-d, 0),
                            x * x, d * d, oriented.reshape(-1, 256), small.reshape(-1, 128)], -1)
 
@@ -145,10 +146,10 @@ def fit(path):
     C = np.stack([channels(clip) for clip in clips], dtype=np.float32)  # (segments, frames, ...)
     mean, axes = C.reshape(-1, C.shape[-1]).mean(0), np.zeros((C.shape[-1], GROUPS[-1][1].stop))
     C -= mean
-    for rows, cols, rms, _ in GROUPS:  # the group's principal axes, largest variance first,
-        S = np.tensordot(C[..., rows], C[..., rows], ((0, 1), (0, 1)))  # scaled to the group's RMS
-        axes[rows, cols] = np.linalg.eigh(S)[1][:, :-1 - cols.stop + cols.start:-1] * rms / C[
-            ..., rows].std()
+    for rows, cols, rms, _ in GROUPS:  # each group's principal axes, largest variance first
+        S = np.tensordot(C[..., rows], C[..., rows], ((0, 1), (0, 1)))  # (channels, channels)
+        axes[rows, cols] = np.linalg.eigh(S)[1][:, ::-1][:, :cols.stop - cols.start] * rms
+        axes[rows, cols] /= C[..., rows].std()  # so that the group's channels have this RMS
     X = np.concatenate([features(c, axes.astype(np.float32)) for c in C])  # (rows, features)
     del C  # the largest array, done with
     mx, my, n = X.mean(0), Y.mean(0), np.arange(Y.shape[1])
@@ -182,10 +183,11 @@ def fit(path):
 def weights():
     """The fitted model, loaded once from weights.npz and tried on a black frame."""
     try:
-        with np.load(WEIGHTS, allow_pickle=False) as z:  # as float32, so every product is finite
+        # as float32 (a larger value becomes inf, caught next), so that every product is finite
+        with np.load(WEIGHTS, allow_pickle=False) as z, np.errstate(over="ignore"):
             w = {key: z[key].astype(np.float32).astype(float) for key in z.files}
-        check(all(np.isfinite(v).all() for v in w.values()) and (w["width"] > 0).all(), "NaN")
-        predict(np.zeros((1, 12288)), w)  # raises if the shapes disagree
+        check(all(np.isfinite(v).all() for v in w.values()), "NaN or inf")
+        check((predict(np.zeros((1, 12288)), w) > 0).all(), "knee widths must be > 0")  # and shapes
     except Exception as error:  # whatever the failure, the file can't be used
         raise ValueError(f"{WEIGHTS} is missing or malformed ({error}); refit with --fit") from None
     return w
@@ -196,12 +198,12 @@ def predict(movie, w=None):
     levels, or the path of its .npy file, under the weights w, by default those in weights.npz."""
     w, array = weights() if w is None else w, None if isinstance(movie, str) else np.asarray(movie)
     source = lambda: load(movie) if array is None else array  # a file is mapped anew each window
-    shape, dtype = source().shape, source().dtype
-    several = len(shape) == 4 or len(shape) == 3 and shape[-1] == 12288
-    shape = shape if several else (1, *shape)  # (clips, frames, 12288 | 96, 128)
-    check(len(shape) in (3, 4) and shape[2:] in [(12288,), (96, 128)] and dtype.kind in "iuf"
+    given = source()
+    several = given.ndim == 4 or given.ndim == 3 and given.shape[-1] == 12288
+    shape = given.shape if several else (1, *given.shape)  # (clips, frames, 12288 | 96, 128)
+    check(len(shape) in (3, 4) and shape[2:] in [(12288,), (96, 128)] and given.dtype.kind in "iuf"
           and min(shape[:2]) > 0, "a movie must be 1 or more clips of 1 or more frames of 12288 "
-          f"or 96 x 128 grey levels, not {dtype} {source().shape}")
+          f"or 96 x 128 grey levels, not {given.dtype} {given.shape}")
     rates, top = [], 0
     for clip, start in itertools.product(range(shape[0]), range(0, shape[1], WINDOW)):
         part = source().reshape(shape)[clip, max(start - PAST, 0):start + WINDOW]  # with its past

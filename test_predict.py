@@ -322,12 +322,13 @@ def test_help_explains_both_uses():
     assert done.returncode == 0 and "--fit" in done.stdout and "OUT.npy" in done.stdout
 
 
-@pytest.mark.parametrize("problem", ["nan", "shape"])
+@pytest.mark.parametrize("problem", ["nan", "shape", "huge"])
 def test_malformed_weights_are_one_line_on_the_command_line(model_dir, tmp_path, problem):
     shutil.copy(model_dir / "predict.py", tmp_path)
     with np.load(model_dir / "weights.npz") as z:
         model = dict(z)
-    model["W"] = model["W"][:-1] if problem == "shape" else np.where(model["W"] > 0, np.nan, 0)
+    bad = {"nan": np.nan, "huge": 1e300}.get(problem)  # 1e300: beyond float32, in float64 weights
+    model["W"] = model["W"][:-1] if problem == "shape" else np.where(model["W"] > 0, bad, 0)
     np.savez(tmp_path / "weights.npz", **model)
     np.save(tmp_path / "movie.npy", np.zeros((3, 12288)))
     done = run(tmp_path, tmp_path / "movie.npy", tmp_path / "out.npy")
