@@ -12,7 +12,7 @@ trainingmovie_mini and FRhist_tr) or an .npz holding movie (clips, frames, 12288
 frames, neurons). In Python: from predict import predict; rates = predict(movie), where the movie
 is an array, or the path of a .npy file, which is then read a window of frames at a time.
 """
-import functools, itertools, os, signal, stat, sys, time
+import functools, io, itertools, os, signal, stat, sys, tempfile, time, warnings
 
 import numpy as np
 
@@ -25,9 +25,9 @@ SMALL, AROUND = 0.02, 4.0  # small objects: change over 0.02 + the change in a G
 LAGS = [(1, 3), (3, 5), (5, 8), (8, 13)]  # windows of past frames averaged, 33-400 ms; spikes lag
 # the groups of channels: their channels, principal components kept, the RMS these are scaled to
 # (which sets the group's ridge penalty) and their windows of lags
-GROUPS = [(slice(0, 768), slice(0, 120), 0.1, LAGS),  # local: ON, OFF, transient, energy
-          (slice(768, 1024), slice(120, 160), 0.04, LAGS),  # oriented and motion
-          (slice(1024, 1152), slice(160, 288), 0.15, [(1, 6)])]  # small objects: all components
+GROUPS = [(np.s_[0:768], np.s_[0:120], 0.1, LAGS),  # local: ON, OFF, transient, energy
+          (np.s_[768:1024], np.s_[120:160], 0.04, LAGS),  # oriented and motion
+          (np.s_[1024:1152], np.s_[160:288], 0.15, [(1, 6)])]  # small objects: all components
 PENALTIES, FOLDS = 10.0 ** np.arange(-1.5, 1.6, 0.5), 3  # ridge penalties tried, times X'X's mean
 # diagonal, and cross-validation folds, each a run of whole segments
 WIDTHS = 2.0 ** np.arange(-5, 1.1)  # softplus knee widths tried, times each neuron's mean rate
@@ -41,19 +41,30 @@ def check(ok, problem):
         raise ValueError(problem)
 
 
+def attempt(action, problem):
+    """action()'s result; an OSError on the way becomes a ValueError naming the problem."""
+    try:
+        return action()
+    except OSError as error:
+        raise ValueError(f"{problem}: {error.strerror or error}") from None
+
+
 def load(path, fitting=False):
-    """The movie in the .npy file at path, memory-mapped; when fitting, [movie, counts] from the
-    .npz file or the competition's .mat (HDF5) file at path."""
+    """The movie in the .npy file at path, memory-mapped; when fitting, the open .npz file or the
+    competition's .mat (HDF5) file at path and its [movie, counts]."""
     what = ("the competition's SCNeuronModelCompetition.mat (from its 2017 release), or give --fit "
             "DATA.npz holding movie and counts") if fitting else "a .npy movie of grey levels"
-    check(os.path.exists(path), f"{path} not found: need {what}")
-    try:  # an empty, truncated or text file, a folder, Python objects or a missing key
-        if fitting and not path.endswith(".npz"):
+    found = "is not a regular file" if os.path.exists(path) else "not found"  # a FIFO would hang
+    check(os.path.isfile(path), f"{path} {found}: need {what}")
+    check(os.access(path, os.R_OK), f"can't read {path}: permission denied")
+    try:  # an empty, truncated or text file, an impossible header, Python objects or a missing key
+        if fitting and not os.fspath(path).lower().endswith(".npz"):
             import h5py
-            return [h5py.File(path, "r")[key] for key in ("trainingmovie_mini", "FRhist_tr")]
+            file = h5py.File(path, "r")
+            return file, [file[key] for key in ("trainingmovie_mini", "FRhist_tr")]
         data = np.load(path, mmap_mode="r", allow_pickle=False)
         check(isinstance(data, np.ndarray) != fitting, "")  # a movie is an .npy array, data .npz
-        return [data["movie"], data["counts"]] if fitting else data
+        return (data, [data["movie"], data["counts"]]) if fitting else data
     except Exception:
         raise ValueError(f"can't read {path}: need {what}") from None
 
@@ -64,12 +75,12 @@ def pool(image):
     return (rows[..., ::2] + rows[..., 1::2]) / 4
 
 
-def blocks(pixels):
+def blocks(pixels, high=0):
     """(frames, rows / 4, 32) means of 4 x 4 pixel blocks of (frames, rows * 128) grey levels, and
-    the largest grey level."""
-    low, high = pixels.min(), pixels.max()
-    check(low >= 0 and high <= 255, f"grey levels run {low:g} to {high:g}: need 0-255, no NaN, inf")
-    return pool(pool(pixels.reshape(len(pixels), -1, 128))), high
+    the larger of high and their largest grey level."""
+    low, top = pixels.min(), pixels.max()
+    check(low >= 0 and top <= 255, f"grey levels run {low} to {top}: need 0-255, no NaN, inf")
+    return pool(pool(pixels.reshape(len(pixels), -1, 128))), max(high, top)
 
 
 def blur(image, sigma):
@@ -105,8 +116,8 @@ def channels(fine):
     change = np.abs(np.diff(f, axis=0, prepend=f[:1]))  # (frames, 16, 32), for small objects
     around = blur(change, AROUND)  # the change around each 4 x 4 pixel block
     small = pool(np.maximum(change - around, 0) / (SMALL + around))  # (frames, 8, 16)
-    return np.concatenate([np.maximum(x, 0), np.maximum(-x, 0), np.maximum(d, 0), np.maximum(-d, 0),
-                           x * x, d * d, oriented.reshape(-1, 256), small.reshape(-1, 128)], -1)
+    return np.concatenate([*np.maximum([x, -x, d, -d], 0), x * x, d * d, oriented.reshape(-1, 256),
+                           small.reshape(-1, 128)], -1)
 
 
 def features(C, axes):
@@ -121,29 +132,27 @@ def knee(z, width):
     return width * (np.logaddexp(0, z / width - 1) + 0.25)
 
 
-def read(path):
-    """4 x 4 pixel block means of the distinct clips (segments, frames, 16, 32), their mean counts
-    (segments * frames, neurons) and their numbers of trials."""
-    movie, counts = load(path, fitting=True)
-    check(movie.ndim == 3 and movie.shape[1] > LAGS[-1][1] and movie.shape[2] == 12288
-          and movie.dtype.kind in "iuf" and counts.shape[:-1] == movie.shape[:2],
-          f"need a movie (clips, {LAGS[-1][1] + 1} or more frames, 12288) and counts (clips, "
-          f"frames, neurons), not {movie.shape} and {counts.shape}")
-    counts = np.asarray(counts, np.float64)
-    check(((counts >= 0) & (counts < np.inf)).all(), "counts must be finite and >= 0")
-    # (clips, 64) sums of the picture's rows in three frames: repeats agree on all of them
-    rows = [movie[:, t, PICTURE].reshape(-1, 64, 128).sum(2) for t in (0, movie.shape[1] // 2, -1)]
-    _, first, repeats = np.unique(np.hstack(rows), axis=0, return_index=True, return_inverse=True)
-    check(len(first) > 1, f"need 2 or more distinct clips to cross-validate, not {len(first)}")
-    Y = np.concatenate([counts[repeats.ravel() == s].mean(0) for s in range(len(first))])
-    # each distinct clip read once and shrunk at once; the trials of each
-    return np.stack([blocks(movie[i, :, PICTURE])[0] for i in first]), Y, np.bincount(repeats.flat)
-
-
 def fit(path):
     """Weights fitted to the data at path, after printing their cross-validated accuracy."""
-    clips, Y, trials = read(path)
-    C = np.stack([channels(clip) for clip in clips], dtype=np.float32)  # (segments, frames, ...)
+    file, (movie, counts) = load(path, fitting=True)
+    with file:
+        check(movie.ndim == 3 and movie.shape[1] > LAGS[-1][1] and movie.shape[2] == 12288 and {
+              movie.dtype.kind, counts.dtype.kind} <= set("iuf") and counts.shape[:-1] ==
+              movie.shape[:2], f"need a movie (clips, {LAGS[-1][1] + 1} or more frames, 12288) and "
+              f"counts (clips, frames, neurons), not {movie.dtype} {movie.shape} and "
+              f"{counts.dtype} {counts.shape}")
+        counts = np.asarray(counts, np.float64)
+        check(((counts >= 0) & (counts < np.inf)).all(), "counts must be finite and >= 0")
+        # (clips, 64) sums of the picture's rows in three frames: repeats agree on all of them
+        rows = [movie[:, t, PICTURE].reshape(-1, 64, 128).sum(2) for t in (0, counts.shape[1] // 2,
+                                                                            -1)]
+        _, first, repeats = np.unique(np.hstack(rows), axis=0, return_index=True, return_inverse=True)
+        check(len(first) > 1, f"need 2 or more distinct clips to cross-validate, not {len(first)}")
+        check(counts.any(), "the counts hold no spike")
+        # each distinct clip read once and shrunk at once: (segments, frames, channels)
+        C = np.stack([channels(blocks(movie[i, :, PICTURE])[0]) for i in first], dtype=np.float32)
+    Y = np.concatenate([counts[repeats.ravel() == s].mean(0) for s in range(len(first))])
+    segments, frames = C.shape[:2]
     mean, axes = C.reshape(-1, C.shape[-1]).mean(0), np.zeros((C.shape[-1], GROUPS[-1][1].stop))
     C -= mean
     for rows, cols, rms, _ in GROUPS:  # each group's principal axes, largest variance first
@@ -155,112 +164,135 @@ def fit(path):
     mx, my, n = X.mean(0), Y.mean(0), np.arange(Y.shape[1])
     X -= mx
     G, B = (X.T @ X).astype(float), X.T @ (Y - my)  # float32 products, a float64 solve
-    bounds = np.linspace(0, len(clips), min(FOLDS, len(clips)) + 1).astype(int) * clips.shape[1]
+    lams = PENALTIES[:, None, None] * np.trace(G) / len(G) * np.eye(len(G))  # (penalties, ...)
+    bounds = np.linspace(0, segments, min(FOLDS, segments) + 1).astype(int) * frames
     oof = np.empty((len(PENALTIES),) + Y.shape, np.float32)  # out-of-fold predictions
     for a, b in [*zip(bounds, bounds[1:]), (0, 0)]:  # folds of whole segments, then no fold
         x, y = X[a:b], Y[a:b] - my  # X'X of the other folds = total - this fold's share
-        eig, V = np.linalg.eigh(G - x.T @ x)  # = V diag(eig) V'
-        VB = V.T @ (B - x.T @ y)  # V'X'Y of the other folds
-        # W = (X'X + lam I)^-1 X'Y = V diag(1 / (eig + lam)) V'X'Y, one W for each penalty lam
-        W = np.stack([V @ (VB / (eig + lam)[:, None]) for lam in PENALTIES * np.trace(G) / len(G)])
+        # W = (X'X + lam I)^-1 X'Y of the other folds, for each penalty lam
+        W = np.linalg.solve(G - x.T @ x + lams, B - x.T @ y)  # (penalties, features, neurons)
         oof[:, a:b] = x @ W + my
-    best = np.argmin([((o - Y) ** 2).sum(0) for o in oof], 0)  # each neuron's, by out-of-fold error
+    best = np.argmin(((oof - Y) ** 2).sum(1), 0)  # each neuron's, by out-of-fold error
     W, oof = W[best, :, n].T, oof[best, :, n].T  # (features | rows, neurons)
     rate = np.maximum(my, 1e-3)  # each neuron's mean rate, kept off zero for silent neurons
-    widths = WIDTHS[:, None] * rate  # (widths, neurons)
-    loss = [(r - Y * np.log(r)).sum(0) for r in (knee(oof, w) for w in widths)]  # Poisson
-    width = widths[np.argmin(loss, 0), n]
-    rates, trials = knee(oof, width), trials.repeat(clips.shape[1])[:, None]  # trials of each row
+    tried = knee(oof, WIDTHS[:, None, None] * rate)  # (widths, rows, neurons)
+    pick = np.argmin((tried - Y * np.log(tried)).sum(1), 0)  # each neuron's, by Poisson likelihood
+    rates, width = tried[pick, :, n].T, WIDTHS[pick] * rate
+    trials = np.bincount(repeats.ravel()).repeat(frames)[:, None]  # the trials of each row
     z = [(a - a.mean(0)) / (a.std(0) + 1e-12) for a in (rates, Y)]  # standardised, per neuron
     gain = (trials * (Y * np.log(rates / rate) - rates + rate)).sum()  # Poisson log-likelihood
-    print(f"{len(clips)} segments, {len(bounds) - 1}-fold cross-validated: cc with trial average "
-          f"{(z[0] * z[1]).mean():.3f}, {gain / (trials * Y).sum() / np.log(2):.3f} bits/spike")
-    model = dict(mean=mean, axes=axes, W=W, bias=my - mx @ W, width=width)
-    return {key: value.astype(np.float32) for key, value in model.items()}  # as weights.npz holds
+    bits = gain / (trials * Y).sum() / np.log(2)
+    print(f"{segments} segments, {len(bounds) - 1}-fold cross-validated: cc with trial average "
+          f"{(z[0] * z[1]).mean():.3f}, {bits:.3f} bits/spike")
+    return dict(mean=mean, axes=axes, W=W, bias=my - mx @ W, width=width)
+
+
+def valid(w):
+    """The model's arrays in w as float32, once each is found real, finite in float32 and of a
+    shape that fits the others, with knee widths > 0."""
+    w = {key: np.asarray(w[key]) for key in ("mean", "axes", "W", "bias", "width")}  # no others
+    sizes = GROUPS[-1][0].stop, GROUPS[-1][1].stop, sum(len(g[3]) * g[1].stop - len(g[3]) *
+                                                        g[1].start for g in GROUPS), len(w["bias"])
+    shapes = [sizes[:1], sizes[:2], sizes[2:], sizes[3:], sizes[3:]]  # as the keys above
+    check(all(v.dtype.kind in "iuf" and v.shape == s and (abs(v) <= np.finfo(np.float32).max).all()
+              for v, s in zip(w.values(), shapes)) and (w["width"] > 0).all(), "need real numbers"
+          f", finite in float32, shaped {shapes}, not {[v.shape for v in w.values()]}, widths > 0")
+    return {key: v.astype(np.float32) for key, v in w.items()}
 
 
 @functools.cache
 def weights():
-    """The fitted model, loaded once from weights.npz and tried on a black frame."""
+    """The fitted model in weights.npz, loaded once and checked, as float64."""
     try:
-        # as float32 (a larger value becomes inf, caught next), so that every product is finite
-        with np.load(WEIGHTS, allow_pickle=False) as z, np.errstate(over="ignore"):
-            w = {key: z[key].astype(np.float32).astype(float) for key in z.files}
-        check(all(np.isfinite(v).all() for v in w.values()), "NaN or inf")
-        check((predict(np.zeros((1, 12288)), w) > 0).all(), "knee widths must be > 0")  # and shapes
+        with np.load(WEIGHTS, allow_pickle=False) as z:
+            return {key: v.astype(float) for key, v in valid(z).items()}
     except Exception as error:  # whatever the failure, the file can't be used
         raise ValueError(f"{WEIGHTS} is missing or malformed ({error}); refit with --fit") from None
-    return w
 
 
 def predict(movie, w=None):
     """Expected spikes per bin, (frames, neurons) or (clips, frames, neurons), for a movie of grey
     levels, or the path of its .npy file, under the weights w, by default those in weights.npz."""
-    w, array = weights() if w is None else w, None if isinstance(movie, str) else np.asarray(movie)
-    source = lambda: load(movie) if array is None else array  # a file is mapped anew each window
+    w, path = weights() if w is None else w, isinstance(movie, (str, os.PathLike))
+    source = lambda: load(movie) if path else np.asarray(movie)  # a file is mapped anew each window
     given = source()
     several = given.ndim == 4 or given.ndim == 3 and given.shape[-1] == 12288
     shape = given.shape if several else (1, *given.shape)  # (clips, frames, 12288 | 96, 128)
     check(len(shape) in (3, 4) and shape[2:] in [(12288,), (96, 128)] and given.dtype.kind in "iuf"
           and min(shape[:2]) > 0, "a movie must be 1 or more clips of 1 or more frames of 12288 "
           f"or 96 x 128 grey levels, not {given.dtype} {given.shape}")
-    rates, top = [], 0
+    rates, high = [], 0
     for clip, start in itertools.product(range(shape[0]), range(0, shape[1], WINDOW)):
         part = source().reshape(shape)[clip, max(start - PAST, 0):start + WINDOW]  # with its past
-        frames, high = blocks(part.reshape(len(part), 12288))  # letterbox checked too
+        frames, high = blocks(part.reshape(len(part), 12288), high)  # letterbox checked too
         X = features(channels(frames[:, 4:20]) - w["mean"], w["axes"])  # (frames, features)
         rates.append(knee(X @ w["W"] + w["bias"], w["width"])[min(start, PAST):])
-        top = max(top, high)
-    if 0 < top <= 1:
+    if 0 < high <= 1:
         print("predict.py: warning: grey levels all lie in 0-1, not 0-255", file=sys.stderr)
     rates = np.concatenate(rates).reshape(*shape[:2], -1)
     return rates if several else rates[0]
 
 
-def save(path, make, keep):
-    """make()'s array, or dict of arrays, written to path (or a link's target) by a temporary file,
-    once path is found to be new, or a regular file one may write other than those in keep."""
-    target, tmp = os.path.realpath(path), f"{os.path.realpath(path)}.{os.getpid()}.tmp"
-    mode = os.stat(target).st_mode if os.path.exists(target) else None
-    check(mode is None or stat.S_ISREG(mode) and mode & stat.S_IWUSR and os.access(target, os.W_OK)
-          and target not in map(os.path.realpath, keep), f"won't write {path}: the output must be "
-          "new, or a regular file you may write that is not the movie or weights.npz")
+def save(path, make, keep, magic):
+    """make()'s array, or dict of arrays, written to path by a temporary file that no one else may
+    read, once path is found new, or a file starting with magic that one may write, none of keep.
+    Links are followed only where the kernel's protected_symlinks rule would: a link of one's own,
+    or of its folder's owner, or in a folder that is not sticky and world-writable."""
+    os.umask(umask := os.umask(0o077))  # the umask, read and left as it was
+    target, problem = os.fspath(path), f"can't write {path}"
+    while os.path.islink(target) and os.path.exists(target):  # not a loop, nor a link to nowhere
+        folder, owner = os.path.dirname(target) or ".", os.lstat(target).st_uid
+        check(owner in (os.geteuid(), os.stat(folder).st_uid) or os.stat(folder).st_mode & 0o1002
+              != 0o1002, f"won't follow {path}: a link of another user's in a shared folder")
+        target = os.path.join(folder, os.readlink(target))
     try:
-        with open(tmp, "xb") as f:  # made first, so a bad folder or name stops all work
-            result = make()
-            np.savez_compressed(f, **result) if isinstance(result, dict) else np.save(f, result)
-        os.chmod(tmp, mode or os.stat(tmp).st_mode)  # an existing file keeps its permissions
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        old = os.lstat(target).st_mode  # a name too long fails here, before the work
+    except FileNotFoundError:
+        old = None
+    check(old is None or stat.S_ISREG(old) and old & 0o222 and os.access(target, os.W_OK) and not
+          any(os.path.exists(k) and os.path.samefile(target, k) for k in keep) and np.fromfile(
+          target, np.uint8, len(magic)).tobytes() == magic, f"won't write {path}: the output must "
+          "be new, or a NumPy file you may write that is not the movie or weights.npz")
+    folder = os.path.dirname(target) or "."
+    descriptor, tmp = attempt(lambda: tempfile.mkstemp(dir=folder), problem)  # readable by us alone
+    try:  # the temporary is made first, so that a bad folder or name stops all work
+        with os.fdopen(descriptor, "wb") as file:
+            result, buffer = make(), io.BytesIO()  # written whole, so a full disk fails here
+            np.savez_compressed(buffer, **result) if magic == b"" else np.save(buffer, result)
+            attempt(lambda: file.write(buffer.getbuffer()) and file.flush(), problem)
+        os.chmod(tmp, 0o666 & ~umask if old is None else old & 0o7777)  # kept, or the umask's
+        attempt(lambda: os.replace(tmp, target), problem)
+    except BaseException:  # only this run's temporary is removed
+        os.remove(tmp)
+        raise
     return result
 
 
 def main(args):
     """Run the command line; returns the exit status."""
     try:
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill ends as Ctrl-C does
+        for kind in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):  # a kill ends as Ctrl-C does,
+            if signal.getsignal(kind) != signal.SIG_IGN:  # unless ignored, as under nohup
+                signal.signal(kind, signal.default_int_handler)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # output into a closed pipe ends quietly
+        warnings.simplefilter("error", RuntimeWarning)  # a numerical problem is one line too
         start = time.time()
         if args in (["-h"], ["--help"]):
             print(__doc__)
-            return 0
-        check(args[:1] == ["--fit"] and len(args) <= 2
-              or len(args) == 2 and "-" not in (args[0][:1], args[1][:1]),
-              "usage: predict.py MOVIE.npy OUT.npy, or predict.py --fit [DATA]")
-        if args[0] == "--fit":
+        elif args[:1] == ["--fit"] and len(args) <= 2:
             data = (args + ["SCNeuronModelCompetition.mat"])[1]
-            done = f"{WEIGHTS}: {len(save(WEIGHTS, lambda: fit(data), [data])['bias'])} neurons"
+            neurons = len(save(WEIGHTS, lambda: valid(fit(data)), [data], b"")["bias"])
+            print(f"wrote {WEIGHTS}: {neurons} neurons, in {time.time() - start:.2f} s")
+        elif len(args) == 2 and "-" not in (args[0][:1], args[1][:1]):
+            rates = save(args[1], lambda: predict(args[0]), [args[0]], b"\x93NUMPY")
+            print(f"wrote {args[1]}: {rates.shape} expected spikes per bin, mean {rates.mean():.3f}"
+                  f", in {time.time() - start:.2f} s")
         else:
-            rates = save(args[1], lambda: predict(args[0]), [args[0], WEIGHTS])
-            done = f"{args[1]}: {rates.shape} expected spikes per bin, mean {rates.mean():.3f}"
-        print(f"wrote {done}, in {time.time() - start:.2f} s")
+            check(False, "usage: predict.py MOVIE.npy OUT.npy, or predict.py --fit [DATA]")
         return 0
     except (Exception, KeyboardInterrupt) as error:  # one line, never a traceback
         stop = isinstance(error, KeyboardInterrupt)
-        problem = str(error).replace(f".{os.getpid()}.tmp", "")  # the output, not its temporary
-        problem = "interrupted, nothing written" if stop else " ".join(problem.split())
+        problem = "interrupted, nothing written" if stop else " ".join(str(error).split())
         print(f"predict.py: {problem}", file=sys.stderr)
         return 130 if stop else 2
 

@@ -283,8 +283,8 @@ def bad_inputs(tmp_path):
 def test_bad_input_on_the_command_line_is_one_line_and_changes_nothing(model_dir, tmp_path):
     shutil.copy(model_dir / "predict.py", tmp_path)
     shutil.copy(model_dir / "weights.npz", tmp_path)
-    (tmp_path / "out.npy").write_bytes(b"old output")
-    before = (tmp_path / "weights.npz").read_bytes()
+    np.save(tmp_path / "out.npy", np.arange(3))
+    old, before = open_bytes(tmp_path / "out.npy"), open_bytes(tmp_path / "weights.npz")
     cases = bad_inputs(tmp_path)
     files = sorted(os.listdir(tmp_path))
     for args, problem in cases:
@@ -293,7 +293,7 @@ def test_bad_input_on_the_command_line_is_one_line_and_changes_nothing(model_dir
         )
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.count("\n") == 1 and problem in done.stderr, (args, done.stderr)
-        assert (tmp_path / "out.npy").read_bytes() == b"old output"
+        assert (tmp_path / "out.npy").read_bytes() == old
         assert (tmp_path / "weights.npz").read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == files  # no new file, not even a temporary one
     assert np.array_equal(np.load(tmp_path / "good.npy"), np.zeros((2, 3, 12288)))
@@ -340,7 +340,7 @@ def test_malformed_weights_are_one_line_on_the_command_line(model_dir, tmp_path,
 def test_output_through_a_symlink_goes_to_its_target(model_dir, fitted, tmp_path):
     movie = blocky_movie(np.random.default_rng(11), 1, 20)
     np.save(tmp_path / "movie.npy", movie)
-    (tmp_path / "target.npy").write_bytes(b"old")
+    np.save(tmp_path / "target.npy", np.arange(3))
     (tmp_path / "link.npy").symlink_to(tmp_path / "target.npy")
     done = run(model_dir, tmp_path / "movie.npy", tmp_path / "link.npy")
     assert done.returncode == 0, done.stderr
@@ -439,27 +439,31 @@ def in_folder(folder, *args):
     )
 
 
-@pytest.mark.parametrize("kind", ["movie", "weights", "folder", "device", "fifo", "read-only"])
+@pytest.mark.parametrize("kind", ["movie", "weights", "folder", "device", "fifo", "read-only",
+                                  "predict.py", "README.md"])
 def test_an_output_that_must_not_be_written_is_refused_before_any_work(model_dir, tmp_path, kind):
     folder = prepared(model_dir, tmp_path)
     (folder / "folder").mkdir()
     os.mkfifo(folder / "fifo")
-    (folder / "read-only").write_bytes(b"keep me")
-    (folder / "read-only").chmod(0o444)
-    out = {"movie": "nan.npy", "weights": "weights.npz", "device": "/dev/null"}.get(kind, kind)
-    before = {name: open_bytes(folder / name) for name in ("nan.npy", "weights.npz", "read-only")}
+    np.save(folder / "read-only", np.arange(3))
+    (folder / "read-only.npy").chmod(0o444)
+    (folder / "README.md").write_text("# notes\n")
+    out = {"movie": "nan.npy", "weights": "weights.npz", "device": "/dev/null",
+           "read-only": "read-only.npy"}.get(kind, kind)
+    keep = ("nan.npy", "weights.npz", "read-only.npy", "predict.py", "README.md")
+    before = {name: open_bytes(folder / name) for name in keep}
     done = in_folder(folder, "nan.npy", out)  # a NaN movie: the output is refused before reading it
     assert done.returncode == 2 and done.stderr == f"predict.py: won't write {out}: the output " \
-        "must be new, or a regular file you may write that is not the movie or weights.npz\n"
+        "must be new, or a NumPy file you may write that is not the movie or weights.npz\n"
     assert before == {name: open_bytes(folder / name) for name in before}
-    assert (folder / "read-only").stat().st_mode & 0o777 == 0o444
+    assert (folder / "read-only.npy").stat().st_mode & 0o777 == 0o444
     assert stat.S_ISFIFO((folder / "fifo").stat().st_mode) and (folder / "folder").is_dir()
 
 
 @pytest.mark.parametrize("mode", [0o600, 0o640, 0o664])
 def test_an_existing_output_keeps_its_permissions(model_dir, fitted, tmp_path, mode):
     folder = prepared(model_dir, tmp_path)
-    (folder / "out.npy").write_bytes(b"old")
+    np.save(folder / "out.npy", np.arange(3))
     (folder / "out.npy").chmod(mode)
     assert in_folder(folder, "good.npy", "out.npy").returncode == 0
     assert (folder / "out.npy").stat().st_mode & 0o777 == mode
@@ -473,7 +477,7 @@ def test_an_unwritable_output_names_the_output_and_stops_before_the_work(model_d
     files = sorted(os.listdir(folder))
     done = in_folder(folder, "nan.npy", out)
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
-    assert problem in done.stderr and str(folder / out) in done.stderr and ".tmp" not in done.stderr
+    assert problem in done.stderr and out in done.stderr and "tmp" not in done.stderr
     assert sorted(os.listdir(folder)) == files
 
 
