@@ -52,7 +52,8 @@ def planted_data(seed, segments=24, repeats=2, frames=80):
 
 def fit_npz(tmp_path, movie, counts, name="data.npz"):
     """The weights that predict.fit gives for a movie and counts saved as an .npz."""
-    np.savez(tmp_path / name, movie=movie, counts=counts)
+    with open(tmp_path / name, "wb") as file:  # as named, whatever its suffix
+        np.savez(file, movie=movie, counts=counts)
     return predict.fit(str(tmp_path / name))
 
 
@@ -195,6 +196,7 @@ def test_fit_reads_the_competition_mat_layout(tmp_path):
         (np.full((4, 12288), "a"), "grey levels"),
         (np.full((4, 12288), 1000.0), "0-255"),
         (np.full((4, 96, 128), -5000), "run -5000 to -5000: need 0-255"),
+        (np.full((4, 12288), 255.0001), "run 255.0001 to 255.0001"),
         (np.ones((4, 12288), bool), "grey levels"),
     ],
 )
@@ -247,7 +249,21 @@ def bad_inputs(tmp_path):
     np.save(tmp_path / "objects.npy", np.array([None, 1], dtype=object), allow_pickle=True)
     (tmp_path / "truncated.npy").write_bytes(open_bytes(tmp_path / "pixels.npy")[:-50])
     np.savez(tmp_path / "noclips.npz", movie=np.zeros((0, 20, 12288)), counts=np.zeros((0, 20, 1)))
+    movie, counts, _ = planted_data(seed=20, segments=4, frames=20)
+    np.savez(tmp_path / "huge.npz", movie=movie, counts=counts * 1e300)
+    np.savez(tmp_path / "silent.npz", movie=movie, counts=counts * 0)
+    np.savez(tmp_path / "complex.npz", movie=movie, counts=counts + 1j)
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "fifo.npy").symlink_to(tmp_path / "fifo")
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2**62, 2**62, 12288), }"
+    (tmp_path / "header.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(header + "\n").to_bytes(2,
+                                          "little") + (header + "\n").encode())
     return [
+        (["fifo.npy", "out.npy"], "fifo.npy is not a regular file"),
+        (["header.npy", "out.npy"], "can't read header.npy"),
+        (["--fit", "huge.npz"], "overflow"),
+        (["--fit", "silent.npz"], "the counts hold no spike"),
+        (["--fit", "complex.npz"], "complex128"),
         (["missing.npy", "out.npy"], "missing.npy not found"),
         (["nokey.npz", "out.npy"], "can't read nokey.npz: need a .npy movie"),
         (["good.npy", "--help"], "usage"),
@@ -322,13 +338,19 @@ def test_help_explains_both_uses():
     assert done.returncode == 0 and "--fit" in done.stdout and "OUT.npy" in done.stdout
 
 
-@pytest.mark.parametrize("problem", ["nan", "shape", "huge"])
+@pytest.mark.parametrize("problem", ["nan", "shape", "huge", "mean", "bias", "axes", "complex",
+                                     "width"])
 def test_malformed_weights_are_one_line_on_the_command_line(model_dir, tmp_path, problem):
     shutil.copy(model_dir / "predict.py", tmp_path)
     with np.load(model_dir / "weights.npz") as z:
         model = dict(z)
     bad = {"nan": np.nan, "huge": 1e300}.get(problem)  # 1e300: beyond float32, in float64 weights
-    model["W"] = model["W"][:-1] if problem == "shape" else np.where(model["W"] > 0, bad, 0)
+    if problem in ("nan", "huge", "shape"):
+        model["W"] = model["W"][:-1] if problem == "shape" else np.where(model["W"] > 0, bad, 0)
+    else:  # one that broadcasting would hide, or that NumPy would take with a warning
+        model[problem] = {"mean": np.zeros(1), "bias": np.zeros(1), "width": np.zeros(2),
+                          "axes": np.zeros((1152, 289)), "complex": model["W"] + 1j}[problem]
+        model["W"] = model.pop("complex", model["W"])
     np.savez(tmp_path / "weights.npz", **model)
     np.save(tmp_path / "movie.npy", np.zeros((3, 12288)))
     done = run(tmp_path, tmp_path / "movie.npy", tmp_path / "out.npy")
@@ -382,7 +404,7 @@ sys.exit(predict.main(["movie.npy", "out.npy"]))
 """
 
 
-@pytest.mark.parametrize("kind", ["INT", "TERM"])
+@pytest.mark.parametrize("kind", ["INT", "TERM", "HUP", "QUIT"])
 @pytest.mark.parametrize("call", ["time.time", "np.save"])  # main's first call; the write
 def test_a_signal_is_one_line_and_leaves_no_file(model_dir, tmp_path, kind, call):
     shutil.copy(model_dir / "predict.py", tmp_path)
@@ -538,3 +560,119 @@ def test_small_object_channels_answer_change_in_their_block_not_change_everywher
     one[::2, 8, 16] = everywhere[::2] = 140  # flicker in one 4 x 4 pixel block, or in all
     small = lambda movie: predict.channels(movie)[1:, 1024:].reshape(-1, 8, 16)[:, 4, 8].max()
     assert small(one) > 1 and small(everywhere) < 1e-3
+
+
+def test_an_extra_array_in_the_weights_is_never_read(model_dir, tmp_path, monkeypatch):
+    with np.load(model_dir / "weights.npz") as z:
+        model = dict(z)
+    objects = np.array([None], dtype=object)  # reading it without pickle would fail
+    np.savez(tmp_path / "weights.npz", **model, extra=objects, allow_pickle=True)
+    monkeypatch.setattr(predict, "WEIGHTS", str(tmp_path / "weights.npz"))
+    predict.weights.cache_clear()
+    assert sorted(predict.weights()) == sorted(model)
+    predict.weights.cache_clear()
+
+
+def test_a_path_like_movie_is_read_as_its_string(fitted, tmp_path):
+    movie = blocky_movie(np.random.default_rng(21), 2, 20)
+    np.save(tmp_path / "movie.npy", movie)
+    assert np.array_equal(fitted(tmp_path / "movie.npy"), fitted(str(tmp_path / "movie.npy")))
+    assert np.array_equal(fitted(tmp_path / "movie.npy"), fitted(movie))
+
+
+def test_an_unreadable_movie_is_permission_denied(fitted, tmp_path, monkeypatch):
+    np.save(tmp_path / "movie.npy", np.zeros((3, 12288)))
+    (tmp_path / "movie.npy").chmod(0)
+    if os.geteuid() == 0:  # root may read anything: the kernel's answer is stood in for
+        monkeypatch.setattr(predict.os, "access", lambda path, mode: mode != os.R_OK)
+    with pytest.raises(ValueError, match="movie.npy: permission denied"):
+        fitted(tmp_path / "movie.npy")
+
+
+def test_fit_reads_an_npz_whatever_the_case_of_its_suffix(tmp_path):
+    movie, counts, _ = planted_data(seed=22, segments=4, frames=20)
+    lower, upper = fit_npz(tmp_path, movie, counts), fit_npz(tmp_path, movie, counts, "DATA.NPZ")
+    assert all(np.array_equal(lower[key], upper[key]) for key in lower)
+
+
+def test_hdf5_counts_of_strings_are_one_line_naming_their_dtype(tmp_path):
+    shutil.copy(HERE / "predict.py", tmp_path)
+    movie, counts, _ = planted_data(seed=23, segments=4, frames=20)
+    with h5py.File(tmp_path / "data.mat", "w") as f:
+        f["trainingmovie_mini"] = movie
+        f["FRhist_tr"] = counts.astype("S3")
+    done = run(tmp_path, "--fit", tmp_path / "data.mat")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "|S3" in done.stderr
+    assert not (tmp_path / "weights.npz").exists()
+
+
+def listing(folder):
+    """{name: mode} of every file in folder."""
+    return {name: os.lstat(folder / name).st_mode for name in os.listdir(folder)}
+
+
+def test_the_temporary_is_readable_by_no_one_else_and_the_output_gets_the_umask(tmp_path):
+    seen = []
+    def make():  # the work, during which the temporary already exists
+        seen.append(listing(tmp_path))
+        return np.arange(3.0)
+    old = os.umask(0o022)
+    try:
+        predict.save(tmp_path / "out.npy", make, [], b"\x93NUMPY")
+    finally:
+        os.umask(old)
+    assert len(seen[0]) == 1 and all(mode & 0o077 == 0 for mode in seen[0].values())
+    assert listing(tmp_path) == {"out.npy": stat.S_IFREG | 0o644}
+
+
+def test_a_failed_write_removes_only_its_own_temporary(tmp_path):
+    for name in ("out.npy.123.tmp", "tmpabcdefgh", "out.npy"):
+        np.save(tmp_path / name, np.arange(3))
+    before = {name: open_bytes(tmp_path / name) for name in os.listdir(tmp_path)}
+    def make():
+        raise ValueError("the work failed")
+    with pytest.raises(ValueError, match="the work failed"):
+        predict.save(tmp_path / "out.npy", make, [], b"\x93NUMPY")
+    assert {name: open_bytes(tmp_path / name) for name in os.listdir(tmp_path)} == before
+
+
+def test_a_full_disk_is_one_line_naming_the_output(tmp_path, monkeypatch):
+    def full(dir):  # a temporary on a device that is always full
+        (tmp_path / "tmpfull").touch(0o600)
+        return os.open("/dev/full", os.O_WRONLY), str(tmp_path / "tmpfull")
+    monkeypatch.setattr(predict.tempfile, "mkstemp", full)
+    with pytest.raises(ValueError, match=r"^can't write .*out.npy: No space left on device$"):
+        predict.save(tmp_path / "out.npy", lambda: np.zeros(100_000), [], b"\x93NUMPY")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to plant another user's link")
+def test_another_users_link_in_a_shared_sticky_folder_is_not_followed(tmp_path):
+    shared, notes = tmp_path / "pub", tmp_path / "notes.npy"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp
+    np.save(notes, np.arange(3))
+    (shared / "out.npy").symlink_to(notes)
+    os.lchown(shared / "out.npy", 65534, 65534)  # planted by another user
+    with pytest.raises(ValueError, match="won't follow .*out.npy: a link of another user's"):
+        predict.save(shared / "out.npy", lambda: np.zeros(3), [], b"\x93NUMPY")
+    assert np.array_equal(np.load(notes), np.arange(3))
+    os.lchown(shared / "out.npy", 0, 0)  # one's own link is followed
+    predict.save(shared / "out.npy", lambda: np.zeros(3), [], b"\x93NUMPY")
+    assert np.array_equal(np.load(notes), np.zeros(3))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the file to another user")
+def test_an_output_one_may_write_through_its_group_is_written(tmp_path):
+    np.save(tmp_path / "out.npy", np.arange(3))
+    os.chown(tmp_path / "out.npy", 65534, os.getgid())
+    (tmp_path / "out.npy").chmod(0o464)  # no owner write bit; the group's
+    predict.save(tmp_path / "out.npy", lambda: np.zeros(3), [], b"\x93NUMPY")
+    assert np.array_equal(np.load(tmp_path / "out.npy"), np.zeros(3))
+    assert (tmp_path / "out.npy").stat().st_mode & 0o777 == 0o464
+
+
+def test_an_output_name_near_the_length_limit_is_written(tmp_path):
+    out = tmp_path / ("a" * 251 + ".npy")  # 255 characters, the most a name may have
+    predict.save(out, lambda: np.zeros(3), [], b"\x93NUMPY")
+    assert np.array_equal(np.load(out), np.zeros(3))
