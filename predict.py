@@ -28,9 +28,10 @@ LAGS = [(1, 3), (3, 5), (5, 8), (8, 13)]  # windows of past frames averaged, 33-
 GROUPS = [(np.s_[0:768], np.s_[0:120], 0.1, LAGS),  # local: ON, OFF, transient, energy
           (np.s_[768:1024], np.s_[120:160], 0.04, LAGS),  # oriented and motion
           (np.s_[1024:1152], np.s_[160:288], 0.15, [(1, 6)])]  # small objects: all components
-PENALTIES, FOLDS = 10.0 ** np.arange(-1.5, 1.6, 0.5), 3  # ridge penalties tried, times X'X's mean
+PENALTIES, FOLDS = 10.0 ** np.arange(-0.5, 1.6, 0.5), 3  # ridge penalties tried, times X'X's mean
 # diagonal, and cross-validation folds, each a run of whole segments
 WIDTHS = 2.0 ** np.arange(-5, 1.1)  # softplus knee widths tried, times each neuron's mean rate
+STEPS = 6  # Fisher scoring steps for each neuron's output gain and offset (converged by then)
 WINDOW, PAST = 300, 18  # frames predicted at a time, and the frames before them that they need
 WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights.npz")
 
@@ -132,6 +133,21 @@ def knee(z, width):
     return width * (np.logaddexp(0, z / width - 1) + 0.25)
 
 
+def output(z, counts, rate):
+    """Each neuron's knee width, gain a and offset b of knee(a z + b, width), for ridge outputs z
+    (rows, neurons), by the Poisson likelihood of counts (rows, neurons); rate: the mean rates."""
+    loss = [(r - counts * np.log(r)).sum(0) for r in (knee(z, w * rate) for w in WIDTHS)]
+    width, a, b = WIDTHS[np.argmin(loss, 0)] * rate, np.ones_like(rate), np.zeros_like(rate)
+    for _ in range(STEPS):  # Fisher scoring, from a = 1, b = 0
+        rates = knee(a * z + b, width)
+        slope = np.exp(-np.logaddexp(0, 1 - (a * z + b) / width))  # d rates / d (a z + b)
+        J = np.stack([slope * z, slope])  # (2, rows, neurons): d rates / d (a, b)
+        H = np.einsum("irn,jrn->nij", J / rates, J) + 1e-9 * np.eye(2)  # (neurons, 2, 2)
+        step = np.linalg.solve(H, ((1 - counts / rates) * J).sum(1).T[..., None])[..., 0]
+        a, b = a - step[:, 0], b - step[:, 1]
+    return width, a, b
+
+
 def fit(path):
     """Weights fitted to the data at path, after printing their cross-validated accuracy."""
     file, (movie, counts) = load(path, fitting=True)
@@ -143,10 +159,10 @@ def fit(path):
               f"{counts.dtype} {counts.shape}")
         counts = np.asarray(counts, np.float64)
         check(((counts >= 0) & (counts < np.inf)).all(), "counts must be finite and >= 0")
-        # (clips, 64) sums of the picture's rows in three frames: repeats agree on all of them
-        rows = [movie[:, t, PICTURE].reshape(-1, 64, 128).sum(2) for t in (0, counts.shape[1] // 2,
-                                                                            -1)]
-        _, first, repeats = np.unique(np.hstack(rows), axis=0, return_index=True, return_inverse=True)
+        # (clips, 3 * 64) sums of the picture's rows in three frames: repeats agree on all of them
+        rows = np.hstack([movie[:, t, PICTURE].reshape(-1, 64, 128).sum(2)
+                          for t in (0, movie.shape[1] // 2, -1)])
+        _, first, repeats = np.unique(rows, axis=0, return_index=True, return_inverse=True)
         check(len(first) > 1, f"need 2 or more distinct clips to cross-validate, not {len(first)}")
         check(counts.any(), "the counts hold no spike")
         # each distinct clip read once and shrunk at once: (segments, frames, channels)
@@ -156,35 +172,37 @@ def fit(path):
     mean, axes = C.reshape(-1, C.shape[-1]).mean(0), np.zeros((C.shape[-1], GROUPS[-1][1].stop))
     C -= mean
     for rows, cols, rms, _ in GROUPS:  # each group's principal axes, largest variance first
-        S = np.tensordot(C[..., rows], C[..., rows], ((0, 1), (0, 1)))  # (channels, channels)
+        c = C[..., rows].reshape(-1, rows.stop - rows.start)  # (rows, channels), contiguous
+        S = c.T @ c  # (channels, channels)
         axes[rows, cols] = np.linalg.eigh(S)[1][:, ::-1][:, :cols.stop - cols.start] * rms
         axes[rows, cols] /= C[..., rows].std()  # so that the group's channels have this RMS
     X = np.concatenate([features(c, axes.astype(np.float32)) for c in C])  # (rows, features)
     del C  # the largest array, done with
     mx, my, n = X.mean(0), Y.mean(0), np.arange(Y.shape[1])
     X -= mx
-    G, B = (X.T @ X).astype(float), X.T @ (Y - my)  # float32 products, a float64 solve
-    lams = PENALTIES[:, None, None] * np.trace(G) / len(G) * np.eye(len(G))  # (penalties, ...)
     bounds = np.linspace(0, segments, min(FOLDS, segments) + 1).astype(int) * frames
+    folds = [slice(a, b) for a, b in zip(bounds, bounds[1:])]  # runs of whole segments
+    XX = [(X[f].T @ X[f]).astype(float) for f in folds]  # each fold's share of X'X, in float32
+    XY = [X[f].T @ (Y[f] - my) for f in folds]  # ... and of X'Y
+    G, B = sum(XX), sum(XY)  # the totals; a fold's complement is total - its share
+    eye = np.eye(len(G)) * np.trace(G) / len(G)  # penalties scale with X'X's mean diagonal
     oof = np.empty((len(PENALTIES),) + Y.shape, np.float32)  # out-of-fold predictions
-    for a, b in [*zip(bounds, bounds[1:]), (0, 0)]:  # folds of whole segments, then no fold
-        x, y = X[a:b], Y[a:b] - my  # X'X of the other folds = total - this fold's share
-        # W = (X'X + lam I)^-1 X'Y of the other folds, for each penalty lam
-        W = np.linalg.solve(G - x.T @ x + lams, B - x.T @ y)  # (penalties, features, neurons)
-        oof[:, a:b] = x @ W + my
+    for f, xx, xy in [*zip(folds, XX, XY), (slice(0), 0, 0)]:  # each fold, then none
+        # W = (X'X + lam I)^-1 X'Y of the other folds, for each penalty lam, in float64
+        W = np.stack([np.linalg.solve(G - xx + lam * eye, B - xy) for lam in PENALTIES])
+        oof[:, f] = X[f] @ W + my
     best = np.argmin(((oof - Y) ** 2).sum(1), 0)  # each neuron's, by out-of-fold error
     W, oof = W[best, :, n].T, oof[best, :, n].T  # (features | rows, neurons)
     rate = np.maximum(my, 1e-3)  # each neuron's mean rate, kept off zero for silent neurons
-    tried = knee(oof, WIDTHS[:, None, None] * rate)  # (widths, rows, neurons)
-    pick = np.argmin((tried - Y * np.log(tried)).sum(1), 0)  # each neuron's, by Poisson likelihood
-    rates, width = tried[pick, :, n].T, WIDTHS[pick] * rate
+    width, a, b = output(oof, Y, rate)
+    rates, W = knee(a * oof + b, width), W * a  # the gain and offset folded into W and bias
     trials = np.bincount(repeats.ravel()).repeat(frames)[:, None]  # the trials of each row
-    z = [(a - a.mean(0)) / (a.std(0) + 1e-12) for a in (rates, Y)]  # standardised, per neuron
+    z = [(v - v.mean(0)) / (v.std(0) + 1e-12) for v in (rates, Y)]  # standardised, per neuron
     gain = (trials * (Y * np.log(rates / rate) - rates + rate)).sum()  # Poisson log-likelihood
     bits = gain / (trials * Y).sum() / np.log(2)
     print(f"{segments} segments, {len(bounds) - 1}-fold cross-validated: cc with trial average "
           f"{(z[0] * z[1]).mean():.3f}, {bits:.3f} bits/spike")
-    return dict(mean=mean, axes=axes, W=W, bias=my - mx @ W, width=width)
+    return dict(mean=mean, axes=axes, W=W, bias=a * my + b - mx @ W, width=width)
 
 
 def valid(w):
