@@ -1,12 +1,18 @@
 """Score predicted spikes against held-out repeats, overall and per cell type.
 
-    python bench/score.py PRED.npy HELDOUT.npz
+    python bench/score.py PRED.npy HELDOUT.npz [OTHER.npy]
 
 PRED.npy is (segments * repeats, frames, neurons) in the held-out clip order, or (segments, frames,
 neurons). HELDOUT.npz is from bench/standin.py: counts (segments, repeats, frames, neurons), rate
-(segments, frames, neurons) the true expected counts, kind (neurons,) each one's cell type.
+(segments, frames, neurons) the true expected counts, kind (neurons,) each one's cell type (from
+../shared/standin.py, which has no kind, only the line for all neurons). With OTHER.npy, a second
+model's prediction, each line is followed by PRED minus OTHER, with the interval of that difference
+over the same resamples: a difference whose interval holds 0 is within the noise of the held-out
+segments.
 
-Prints one line for all neurons, then one per cell type, each averaged over its neurons:
+Prints one line for all neurons, then one per cell type, each averaged over its neurons, with a 95%
+interval (2.5th to 97.5th percentile over 200 resamples of the held-out segments, drawn with
+replacement; seeded, so a rerun prints the same):
   cc_norm   correlation with the trial-averaged counts divided by the largest correlation that
             trial-to-trial noise allows (Schoppe et al. 2016, Front Comput Neurosci 10:10), with
             signal power after Sahani & Linden (2003, NIPS 15); 1.0 is the best possible.
@@ -17,7 +23,11 @@ Prints one line for all neurons, then one per cell type, each averaged over its 
 """
 import sys
 
+import warnings
+
 import numpy as np
+
+RESAMPLES = 200  # resamples of the held-out segments for each 95% interval
 
 
 def scores(pred, counts, rate):
@@ -42,19 +52,46 @@ def scores(pred, counts, rate):
     return cc_norm, bits, np.array(cc_true), trials.sum((0, 1))
 
 
-def line(name, cc_norm, bits, cc_true, spikes, pick):
-    """One line of scores for the neurons picked."""
-    bits_per_spike = (bits * spikes)[pick].sum() / spikes[pick].sum()  # weighted by spikes
-    return (f"{name:<10} neurons={pick.sum():<3} cc_norm={np.nanmean(cc_norm[pick]):.3f} "
-            f"bits_per_spike={bits_per_spike:.3f} cc_true={np.nanmean(cc_true[pick]):.3f}")
+def summary(cc_norm, bits, cc_true, spikes, pick):
+    """(cc_norm, bits per spike, cc_true) of the neurons picked."""
+    bits_per_spike = (bits * spikes)[pick].sum() / max(spikes[pick].sum(), 1)  # weighted by spikes
+    return np.nanmean(cc_norm[pick]), bits_per_spike, np.nanmean(cc_true[pick])
+
+
+def resampled(pred, counts, rate, times=RESAMPLES, seed=0):
+    """scores() for each of `times` resamples of the held-out segments, drawn with replacement."""
+    pred = np.asarray(pred, np.float64)
+    if pred.shape[0] == counts.shape[0] * counts.shape[1]:  # one prediction per clip: average
+        pred = pred.reshape(counts.shape).mean(1)
+    rng = np.random.default_rng(seed)
+    picks = [rng.integers(0, len(counts), len(counts)) for _ in range(times)]
+    return [scores(pred[s], counts[s], rate[s]) for s in picks]
+
+
+def line(name, result, again, pick, other=None, other_again=None):
+    """One line of scores for the neurons picked, each with its 95% interval over the resamples;
+    given another model's, the difference from it."""
+    values = np.subtract(summary(*result, pick), summary(*other, pick) if other else 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a resample may leave a type with no neuron to score
+        tried = [np.subtract(summary(*r, pick), summary(*o, pick) if other else 0)
+                 for r, o in zip(again, other_again or again)]
+        low, high = np.nanpercentile(tried, [2.5, 97.5], 0)
+    return f"{name:<10} neurons={pick.sum():<3} " + " ".join(
+        f"{key}={value:.3f} [{a:.3f}, {b:.3f}]"
+        for key, value, a, b in zip(("cc_norm", "bits_per_spike", "cc_true"), values, low, high))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
     with np.load(sys.argv[2]) as held:
-        counts, rate, kind = held["counts"], held["rate"], held["kind"]
-    result = scores(np.load(sys.argv[1]), counts, rate)
-    print(line("all", *result, np.ones(len(kind), bool)))
-    for name in dict.fromkeys(kind):  # in the order of first appearance
-        print(line(name, *result, kind == name))
+        counts, rate = held["counts"], held["rate"]
+        kind = held["kind"] if "kind" in held.files else np.full(counts.shape[-1], "all")
+    preds = [np.load(path) for path in sys.argv[1:2] + sys.argv[3:]]
+    results = [(scores(p, counts, rate), resampled(p, counts, rate)) for p in preds]
+    for name in ["all"] + [k for k in dict.fromkeys(kind) if k != "all"]:  # in order of appearance
+        pick = kind == name if name != "all" else np.ones(len(kind), bool)
+        print(line(name, *results[0], pick))
+        if len(results) > 1:
+            print(line("  - other", *results[0], pick, *results[1]))

@@ -41,6 +41,21 @@ def test_the_true_rate_scores_near_the_ceiling_and_the_mean_scores_no_bits():
     assert np.allclose(score.scores(flat + 0.0, counts, rate)[1], 0, atol=1e-9)
 
 
+def test_intervals_hold_the_estimate_and_a_model_differs_from_itself_by_nothing():
+    rng = np.random.default_rng(3)
+    rate = rng.gamma(2, 0.2, (10, 150, 2))
+    counts = rng.poisson(np.broadcast_to(rate[:, None], (10, 6, 150, 2))).astype(float)
+    pred = rate * rng.uniform(0.5, 1.5, rate.shape)
+    result, again = score.scores(pred, counts, rate), score.resampled(pred, counts, rate, 50)
+    pick = np.ones(2, bool)
+    values = [float(v.split("=")[1]) for v in score.line("all", result, again, pick).split()
+              if "=" in v and not v.startswith("neurons")]
+    intervals = np.nanpercentile([score.summary(*r, pick) for r in again], [2.5, 97.5], 0)
+    assert ((intervals[0] <= values) & (values <= intervals[1])).all()
+    same = score.line("d", result, again, pick, result, again)
+    assert "cc_norm=0.000 [0.000, 0.000]" in same and "bits_per_spike=0.000 [0.000, 0.000]" in same
+
+
 def test_standin_writes_the_competition_layout(tmp_path):
     standin.write(str(tmp_path), np.random.default_rng(2), 2, 1)
     with h5py.File(tmp_path / "standin.mat", "r") as f:
