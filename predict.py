@@ -22,17 +22,21 @@ GAIN, POOL, RECENT = 0.1, 2.0, 5  # contrast gain control: divide by sqrt(0.1 + 
 # over a Gaussian of 2 blocks (16 px) and the last 5 frames (170 ms)), as the retina adapts
 SMALL, AROUND = 0.02, 4.0  # small objects: change over 0.02 + the change in a Gaussian of 4 blocks
 # of 4 px (16 px) around, as in the SC's size-tuned cells
+SCALES = [(1.5, 4.0), (2.5, 8.0)]  # Gabor sigma and period, 4 px blocks: 6 and 16 px, 10 and 32 px
+PEAKS, TAPS, NORMAL = (2.5, 4.5), 15, 0.03  # frames to the peaks of the fast and slow lobes of the
+# motion-energy filters, their length in frames, and the constant of their opponent energy's divisor
 LAGS = [(1, 3), (3, 5), (5, 8), (8, 13)]  # windows of past frames averaged, 33-400 ms; spikes lag
 # the groups of channels: their channels, principal components kept, the RMS these are scaled to
 # (which sets the group's ridge penalty) and their windows of lags
 GROUPS = [(np.s_[0:768], np.s_[0:120], 0.1, LAGS),  # local: ON, OFF, transient, energy
-          (np.s_[768:1024], np.s_[120:160], 0.04, LAGS),  # oriented and motion
-          (np.s_[1024:1152], np.s_[160:288], 0.15, [(1, 6)])]  # small objects: all components
-PENALTIES, FOLDS = 10.0 ** np.arange(-0.5, 1.6, 0.5), 3  # ridge penalties tried, times X'X's mean
+          (np.s_[768:896], np.s_[120:150], 0.04, LAGS),  # oriented
+          (np.s_[896:1408], np.s_[150:190], 0.04, LAGS),  # motion energy
+          (np.s_[1408:1536], np.s_[190:318], 0.15, [(1, 6)])]  # small objects: all components
+PENALTIES, FOLDS = 10.0 ** np.arange(-0.5, 1.1, 0.5), 3  # ridge penalties tried, times X'X's mean
 # diagonal, and cross-validation folds, each a run of whole segments
 WIDTHS = 2.0 ** np.arange(-5, 1.1)  # softplus knee widths tried, times each neuron's mean rate
 STEPS = 6  # Fisher scoring steps for each neuron's output gain and offset (converged by then)
-WINDOW, PAST = 300, 18  # frames predicted at a time, and the frames before them that they need
+WINDOW, PAST = 300, 27  # frames predicted at a time, and the frames before them that they need
 WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights.npz")
 
 
@@ -99,9 +103,46 @@ def lagged(x, windows):
     return np.concatenate([(window(a) - window(b)) / (b - a) for a, b in windows], -1)
 
 
+@functools.cache
+def gabors():
+    """(16 * 32, 2 * 8 * 8 * 16) float32 Gabor filters over 4 x 4 pixel blocks, even then odd, at
+    2 scales and 4 orientations, centred on each 8 x 8 pixel block."""
+    dy, dx = (np.mgrid[0:16, 0:32][:, :, :, None, None] - 0.5 - 2 * np.mgrid[0:8, 0:16][:, None,
+              None]).astype(float)  # (2, 16, 32, 8, 16): from each centre, in blocks
+    filters = []
+    for wave, (sigma, period), angle in itertools.product((np.cos, np.sin), SCALES,
+                                                          np.arange(4) * np.pi / 4):
+        envelope = np.exp(-(dx**2 + dy**2) / (2 * sigma**2))
+        g = envelope * wave(2 * np.pi * (dx * np.cos(angle) + dy * np.sin(angle)) / period)
+        g -= envelope * g.sum((0, 1)) / envelope.sum((0, 1))  # no answer to a uniform field
+        # of unit absolute sum, rounded so that no subnormal float32 slows the products
+        filters.append(np.float32((g / np.abs(g).sum((0, 1))).round(7)))
+    return np.stack(filters, 2).reshape(512, -1)
+
+
+def causal(x, kernel):
+    """(frames, ...) x filtered in time, kernel[j] weighing x of j frames ago."""
+    padded = np.concatenate([np.zeros((len(kernel) - 1,) + x.shape[1:], x.dtype), x])
+    return sum(k * padded[len(kernel) - 1 - j:len(padded) - j] for j, k in enumerate(kernel))
+
+
+def motion(f):
+    """(frames, 512) opponent motion energy, rectified in both signs and pooled to 16 x 16 pixels,
+    of (frames, 16, 32) contrast: Adelson & Bergen's (1985) quadrature pairs in space and time."""
+    t = np.arange(TAPS)
+    fast, slow = [t**2 * np.exp(-2 * t / p) / (t**2 * np.exp(-2 * t / p)).sum() for p in PEAKS]
+    # (band-pass | low-pass in time, frames, even | odd, 8 filters, 8, 16)
+    E = [(causal(f, np.float32(k)).reshape(len(f), 512) @ gabors()).reshape(len(f), 2, 8, 8, 16)
+         for k in (fast - slow, slow)]
+    opponent = 4 * (E[0][:, 0] * E[1][:, 1] - E[0][:, 1] * E[1][:, 0]) / (
+        NORMAL + (E[0] ** 2).sum(1) + (E[1] ** 2).sum(1))  # (frames, filters, 8, 16)
+    return np.concatenate([pool(np.maximum(s * opponent.reshape(-1, 8, 16), 0)) for s in (1, -1)],
+                          -1).reshape(len(f), 512)
+
+
 def channels(fine):
-    """(frames, 768 + 256 + 128) local, oriented and small-object channels of one clip's
-    (frames, 16, 32) 4 x 4 pixel block means."""
+    """(frames, 768 + 128 + 512 + 128) local, oriented, motion and small-object channels of one
+    clip's (frames, 16, 32) 4 x 4 pixel block means."""
     f = (fine / 127.5 - 1).astype(np.float32)  # contrast of 4 x 4 pixel blocks
     c = pool(f)  # (frames, 8, 16): of 8 x 8 pixel blocks
     around = blur(c, SIGMA)  # the mean contrast around each block
@@ -110,15 +151,12 @@ def channels(fine):
     x = (c - SURROUND * around).reshape(len(f), 128) / np.sqrt(GAIN + energy)  # centre - surround
     d = np.diff(x, axis=0, prepend=x[:1])  # change since the last frame, for transient cells
     gx, gy = np.gradient(c, axis=(2, 1))  # spatial gradient, central differences
-    dt = np.diff(c, axis=0, prepend=c[:1])  # an edge moving along +x has dt * gx < 0
-    pairs = [(gx, gx), (gy, gy), (gx + gy, gx + gy), (gx - gy, gx - gy), (dt, gx), (-dt, gx),
-             (dt, gy), (-dt, gy)]  # products: orientation energy, then motion along -x, x, -y, y
-    oriented = np.stack([pool(np.maximum(a * b, 0)) for a, b in pairs], 1)  # (frames, 8, 4, 8)
+    oriented = np.stack([pool(g * g) for g in (gx, gy, gx + gy, gx - gy)], 1)  # (frames, 4, 4, 8)
     change = np.abs(np.diff(f, axis=0, prepend=f[:1]))  # (frames, 16, 32), for small objects
     around = blur(change, AROUND)  # the change around each 4 x 4 pixel block
     small = pool(np.maximum(change - around, 0) / (SMALL + around))  # (frames, 8, 16)
-    return np.concatenate([*np.maximum([x, -x, d, -d], 0), x * x, d * d, oriented.reshape(-1, 256),
-                           small.reshape(-1, 128)], -1)
+    return np.concatenate([*np.maximum([x, -x, d, -d], 0), x * x, d * d, oriented.reshape(-1, 128),
+                           motion(f), small.reshape(-1, 128)], -1)
 
 
 def features(C, axes):
@@ -166,7 +204,9 @@ def fit(path):
         check(len(first) > 1, f"need 2 or more distinct clips to cross-validate, not {len(first)}")
         check(counts.any(), "the counts hold no spike")
         # each distinct clip read once and shrunk at once: (segments, frames, channels)
-        C = np.stack([channels(blocks(movie[i, :, PICTURE])[0]) for i in first], dtype=np.float32)
+        C = np.empty((len(first), movie.shape[1], GROUPS[-1][0].stop), np.float32)
+        for row, clip in zip(C, first):  # filled in place, so the channels are held once
+            row[:] = channels(blocks(movie[clip, :, PICTURE])[0])
     Y = np.concatenate([counts[repeats.ravel() == s].mean(0) for s in range(len(first))])
     segments, frames = C.shape[:2]
     mean, axes = C.reshape(-1, C.shape[-1]).mean(0), np.zeros((C.shape[-1], GROUPS[-1][1].stop))
@@ -177,7 +217,7 @@ def fit(path):
         axes[rows, cols] = np.linalg.eigh(S)[1][:, ::-1][:, :cols.stop - cols.start] * rms
         axes[rows, cols] /= C[..., rows].std()  # so that the group's channels have this RMS
     X = np.concatenate([features(c, axes.astype(np.float32)) for c in C])  # (rows, features)
-    del C  # the largest array, done with
+    del C, counts  # the largest arrays, done with
     mx, my, n = X.mean(0), Y.mean(0), np.arange(Y.shape[1])
     X -= mx
     bounds = np.linspace(0, segments, min(FOLDS, segments) + 1).astype(int) * frames
@@ -271,9 +311,9 @@ def save(path, make, keep, magic):
           any(os.path.exists(k) and os.path.samefile(target, k) for k in keep) and np.fromfile(
           target, np.uint8, len(magic)).tobytes() == magic, f"won't write {path}: the output must "
           "be new, or a NumPy file you may write that is not the movie or weights.npz")
-    folder = os.path.dirname(target) or "."
-    descriptor, tmp = attempt(lambda: tempfile.mkstemp(dir=folder), problem)  # readable by us alone
-    try:  # the temporary is made first, so that a bad folder or name stops all work
+    # the temporary, readable by us alone, made first, so that a bad folder or name stops all work
+    descriptor, tmp = attempt(lambda: tempfile.mkstemp(dir=os.path.dirname(target) or "."), problem)
+    try:
         with os.fdopen(descriptor, "wb") as file:
             result, buffer = make(), io.BytesIO()  # written whole, so a full disk fails here
             np.savez_compressed(buffer, **result) if magic == b"" else np.save(buffer, result)

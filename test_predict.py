@@ -431,10 +431,14 @@ def moving_bar(step, frames=12):
     return blocks.repeat(2, 2)
 
 
-def test_motion_channels_tell_right_from_left():
-    right, left = predict.channels(moving_bar(1)), predict.channels(moving_bar(-1))
-    motion = lambda c, k: c[2:, 768 + 32 * k : 768 + 32 * (k + 1)].sum()  # 4 energies, then -x, +x
-    assert motion(right, 5) > 2 * motion(right, 4) and motion(left, 4) > 2 * motion(left, 5)
+def test_motion_energy_channels_tell_right_from_left_and_ignore_up_and_down():
+    # (frames, 8 filters: 2 scales x 4 orientations, 4 rows, 2 signs x 8 columns) after 5 frames
+    energy = lambda step: predict.channels(moving_bar(step, 20))[5:, 896:1408].reshape(-1, 8, 4, 16)
+    right, left = energy(1), energy(-1)
+    sign = lambda e, k: (e[:, k, :, :8].sum(), e[:, k, :, 8:].sum())  # (one sign, the other)
+    for k in (0, 4):  # horizontal motion, both scales
+        assert sign(right, k)[1] > 10 * sign(right, k)[0] and sign(left, k)[0] > 10 * sign(left, k)[1]
+    assert right[:, [2, 6]].sum() < 1e-3 * right[:, [0, 4]].sum()  # vertical motion: none
 
 
 def test_orientation_channels_tell_vertical_from_horizontal_stripes():
@@ -538,7 +542,8 @@ def test_a_long_clip_from_a_file_needs_little_memory(model_dir, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], cwd=folder, capture_output=True,
                           text=True)
     assert np.load(folder / "out.npy").shape == (1, 6000, 2)
-    assert int(done.stdout.split()[-1]) < 70_000  # the clip's 74 MB are never all held at once
+    assert int(done.stdout.split()[-1]) < 80_000  # the clip's 74 MB, on top of the 40 MB that
+    # Python, NumPy and the filters take, are never all held at once
 
 
 def test_help_into_a_closed_pipe_is_quiet():
