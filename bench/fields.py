@@ -4,8 +4,8 @@ simulator's true field when there is one.
     python bench/fields.py WEIGHTS.npz OUT.png [HELDOUT.npz]
 
 WEIGHTS.npz is any fit of predict.py: the shipped one, one made with `python predict.py --fit` on
-the competition's file, or one on a stand-in. Each neuron's ridge weights are split into the three
-groups of channels (local, oriented, small-object); in each group the weights of the strongest
+the competition's file, or one on a stand-in. Each neuron's ridge weights are split into the four
+groups of channels (local, oriented, motion, small-object); in each group the weights of the strongest
 window of lags are mapped back through the principal axes to the channels, and the group on which
 the neuron puts the most weight, relative to the other neurons (its weights' norm over the median
 norm), is drawn:
@@ -13,8 +13,9 @@ norm), is drawn:
                     (red brighter, blue darker), when these outweigh the other local channels
   transient/energy  local otherwise: the size of the weights on the brightening, darkening and
                     energy channels of each block
-  oriented          the size of the weights on the 8 oriented and motion channels of each 2 x 2
-                    blocks
+  oriented          the size of the weights on the 4 oriented channels of each 2 x 2 blocks
+  motion            the size of the weights on the 16 motion-energy channels (8 filters, 2 signs)
+                    of each 2 x 2 blocks
   small             the size of the weights on the small-object channel of each block
 With HELDOUT.npz from bench/standin.py (kind and field), each learned field is drawn below the
 true one (signed for ON and OFF cells, else its envelope) and titled with the neuron's cell type.
@@ -41,15 +42,17 @@ def fields(weights):
         channels = axes[rows, cols] @ w[strongest, :, np.arange(w.shape[2])].T  # (channels, n)
         norm = np.sqrt((w**2).sum((0, 1)))  # (neurons,)
         drawn.append((norm / np.median(norm), channels))
-    (_, local), (_, oriented), (_, small) = drawn
-    local, oriented = local.reshape(6, 8, 16, -1), oriented.reshape(8, 4, 8, -1)
+    (_, local), (_, oriented), (_, moving), (_, small) = drawn
+    local, oriented = local.reshape(6, 8, 16, -1), oriented.reshape(4, 4, 8, -1)
+    moving = moving.reshape(8, 4, 2, 8, -1).transpose(0, 2, 1, 3, 4).reshape(16, 4, 8, -1)
     size = lambda a: np.sqrt((a**2).sum(0))  # over the kinds of channel
-    maps = [local[0] - local[1], size(local[2:]), np.kron(size(oriented), np.ones((2, 2, 1))),
+    coarse = lambda a: np.kron(size(a), np.ones((2, 2, 1)))  # 4 x 8 places drawn on 8 x 16
+    maps = [local[0] - local[1], size(local[2:]), coarse(oriented), coarse(moving),
             np.abs(small).reshape(8, 16, -1)]  # each (8, 16, neurons)
     group = np.argmax([weight for weight, _ in drawn], 0)  # the group weighted most, for a neuron
     group += (group > 0) + ((group == 0) & ((maps[0]**2).sum((0, 1)) < (maps[1]**2).sum((0, 1))))
     picked = np.stack([maps[g][..., n] for n, g in enumerate(group)])  # (neurons, 8, 16)
-    names = np.array(["ON/OFF", "transient/energy", "oriented", "small"])
+    names = np.array(["ON/OFF", "transient/energy", "oriented", "motion", "small"])
     return np.kron(picked, np.ones((1, 8, 8))), names[group]
 
 
