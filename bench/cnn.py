@@ -1,7 +1,7 @@
 """The model people would pick today, trained on the same stand-in as predict.py and scored the same
 way: a convolutional core with a Gaussian readout per neuron, the Sensorium 2022 baseline family.
 
-    python bench/cnn.py DATADIR [--minutes M] [--seed S] [--epochs E]   # needs torch
+    python bench/cnn.py DATADIR [--minutes M] [--seed S] [--epochs E] [--save PRED.npy]  # torch
 
 DATADIR is from bench/standin.py (or ../shared/standin.py): standin.mat in the competition's layout
 (clip = segment * 6 + repeat), heldout_movie.npy and heldout.npz. On the CPU:
@@ -155,6 +155,7 @@ def main():
     parser.add_argument("--minutes", type=float, default=15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=10**6, help="stop after this many epochs")
+    parser.add_argument("--save", help="also write the held-out prediction to this .npy file")
     args = parser.parse_args()
     with h5py.File(os.path.join(args.datadir, "standin.mat"), "r") as f:
         movie, counts = f["trainingmovie_mini"], f["FRhist_tr"][:]
@@ -168,16 +169,19 @@ def main():
     held_movie = lambda: np.load(os.path.join(args.datadir, "heldout_movie.npy"), mmap_mode="r")
     pred = np.concatenate([predict(network, (shrink(held_movie()[i][None]) - mean) / std)
                            for i in range(len(held_movie()))])  # every clip, each mapped anew
+    if args.save:
+        np.save(args.save, pred)
     with np.load(os.path.join(args.datadir, "heldout.npz")) as held:
         result = score.scores(pred, held["counts"], held["rate"])
+        again = score.resampled(pred, held["counts"], held["rate"])
         kinds = held["kind"] if "kind" in held else np.array(["all"] * pred.shape[-1])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     params = sum(p.numel() for p in network.parameters())
     print(f"train_s={summary['train_s']:.0f} epochs={summary['epochs']} "
           f"capped={summary['capped']} peak_mb={peak} parameters={params} "
-          f"{score.line('all', *result, np.ones(len(kinds), bool))[11:]}")
+          f"{score.line('all', result, again, np.ones(len(kinds), bool))[11:]}")
     for name in dict.fromkeys(kinds) if "all" not in kinds else []:
-        print(score.line(name, *result, kinds == name))
+        print(score.line(name, result, again, kinds == name))
 
 
 if __name__ == "__main__":
