@@ -1,6 +1,7 @@
 """Predict mouse superior colliculus spikes from a movie: contrast-normalised ON/OFF, transient and
-energy channels, oriented and motion channels and small-object channels of block-averaged frames,
-time-lagged PCA features of each group, closed-form ridge regression and a softplus output.
+energy channels, orientation, motion-energy and small-object channels of block-averaged frames,
+time-lagged PCA features of each group, closed-form ridge regression and a softplus output whose
+gain and offset are fitted by Poisson likelihood.
 
     python predict.py MOVIE.npy OUT.npy   # predict with the weights.npz beside this file
     python predict.py --fit [DATA]        # refit weights.npz and print its cross-validated accuracy
@@ -11,6 +12,7 @@ neurons). DATA is the competition's SCNeuronModelCompetition.mat (the default; k
 trainingmovie_mini and FRhist_tr) or an .npz holding movie (clips, frames, 12288) and counts (clips,
 frames, neurons). In Python: from predict import predict; rates = predict(movie), where the movie
 is an array, or the path of a .npy file, which is then read a window of frames at a time.
+An existing OUT.npy must be a NumPy file you may write; it is replaced through a temporary file.
 """
 import functools, io, itertools, os, signal, stat, sys, tempfile, time, warnings
 
