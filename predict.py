@@ -251,9 +251,9 @@ def valid(w):
     """The model's arrays in w as float32, once each is found real, finite in float32 and of a
     shape that fits the others, with knee widths > 0."""
     w = {key: np.asarray(w[key]) for key in ("mean", "axes", "W", "bias", "width")}  # no others
-    sizes = GROUPS[-1][0].stop, GROUPS[-1][1].stop, sum(len(g[3]) * g[1].stop - len(g[3]) *
-                                                        g[1].start for g in GROUPS), len(w["bias"])
-    shapes = [sizes[:1], sizes[:2], sizes[2:], sizes[3:], sizes[3:]]  # as the keys above
+    features = sum(len(lags) * (cols.stop - cols.start) for _, cols, _, lags in GROUPS)
+    inputs, components, neurons = GROUPS[-1][0].stop, GROUPS[-1][1].stop, len(w["bias"])
+    shapes = [(inputs,), (inputs, components), (features, neurons), (neurons,), (neurons,)]
     check(all(v.dtype.kind in "iuf" and v.shape == s and (abs(v) <= np.finfo(np.float32).max).all()
               for v, s in zip(w.values(), shapes)) and (w["width"] > 0).all(), "need real numbers"
           f", finite in float32, shaped {shapes}, not {[v.shape for v in w.values()]}, widths > 0")
