@@ -26,14 +26,14 @@ SMALL, AROUND = 0.02, 4.0  # small objects: change over 0.02 + the change in a G
 # of 4 px (16 px) around, as in the SC's size-tuned cells
 SCALES = [(1.5, 4.0), (2.5, 8.0)]  # Gabor sigma and period, 4 px blocks: 6 and 16 px, 10 and 32 px
 PEAKS, TAPS, NORMAL = (2.5, 4.5), 15, 0.03  # frames to the peaks of the fast and slow lobes of the
-# motion-energy filters, their length in frames, and the constant of their opponent energy's divisor
+# motion-energy filters, their length in frames, and the constant of their energy's divisor
 LAGS = [(1, 3), (3, 5), (5, 8), (8, 13)]  # windows of past frames averaged, 33-400 ms; spikes lag
 # the groups of channels: their channels, principal components kept, the RMS these are scaled to
 # (which sets the group's ridge penalty) and their windows of lags
 GROUPS = [(np.s_[0:768], np.s_[0:120], 0.1, LAGS),  # local: ON, OFF, transient, energy
-          (np.s_[768:896], np.s_[120:150], 0.04, LAGS),  # oriented
-          (np.s_[896:1408], np.s_[150:190], 0.04, LAGS),  # motion energy
-          (np.s_[1408:1536], np.s_[190:318], 0.15, [(1, 6)])]  # small objects: all components
+          (np.s_[768:1024], np.s_[120:150], 0.04, LAGS),  # oriented energy
+          (np.s_[1024:1536], np.s_[150:190], 0.04, LAGS),  # motion energy
+          (np.s_[1536:1664], np.s_[190:318], 0.15, [(1, 6)])]  # small objects: all components
 PENALTIES, FOLDS = 10.0 ** np.arange(-0.5, 1.1, 0.5), 3  # ridge penalties tried, times X'X's mean
 # diagonal, and cross-validation folds, each a run of whole segments
 WIDTHS = 2.0 ** np.arange(-5, 1.1)  # softplus knee widths tried, times each neuron's mean rate
@@ -76,18 +76,22 @@ def load(path, fitting=False):
         raise ValueError(f"can't read {path}: need {what}") from None
 
 
+def grey(pixels):
+    """The largest grey level of pixels, once all are found to lie in 0-255."""
+    low, top = pixels.min(), pixels.max()
+    check(low >= 0 and top <= 255, f"grey levels run {low:.7g} to {top:.7g}: need 0-255, no NaN")
+    return top
+
+
 def pool(image):
     """(frames, rows / 2, columns / 2) float32 means of 2 x 2 neighbours in (frames, rows, cols)."""
     rows = np.add(image[:, ::2], image[:, 1::2], dtype=np.float32)
     return (rows[..., ::2] + rows[..., 1::2]) / 4
 
 
-def blocks(pixels, high=0):
-    """(frames, rows / 4, 32) means of 4 x 4 pixel blocks of (frames, rows * 128) grey levels, and
-    the larger of high and their largest grey level."""
-    low, top = pixels.min(), pixels.max()
-    check(low >= 0 and top <= 255, f"grey levels run {low} to {top}: need 0-255, no NaN, inf")
-    return pool(pool(pixels.reshape(len(pixels), -1, 128))), max(high, top)
+def blocks(picture):
+    """(frames, 16, 32) means of 4 x 4 pixel blocks of (frames, 8192) picture grey levels."""
+    return pool(pool(picture.reshape(len(picture), 64, 128)))
 
 
 def blur(image, sigma):
@@ -107,10 +111,10 @@ def lagged(x, windows):
 
 @functools.cache
 def gabors():
-    """(16 * 32, 2 * 8 * 8 * 16) float32 Gabor filters over 4 x 4 pixel blocks, even then odd, at
-    2 scales and 4 orientations, centred on each 8 x 8 pixel block."""
-    dy, dx = (np.mgrid[0:16, 0:32][:, :, :, None, None] - 0.5 - 2 * np.mgrid[0:8, 0:16][:, None,
-              None]).astype(float)  # (2, 16, 32, 8, 16): from each centre, in blocks
+    """(512, 2 * 8 * 32) float32 Gabor filters over the 16 x 32 blocks of 4 x 4 pixels, even then
+    odd, at 2 scales and 4 orientations, centred on each 16 x 16 pixel block."""
+    y, x, row, column = np.mgrid[0:16, 0:32, 0:4, 0:8]  # (16, 32, 4, 8): each block, each centre
+    dy, dx = y - 4 * row - 1.5, x - 4 * column - 1.5  # from each centre, in blocks
     filters = []
     for wave, (sigma, period), angle in itertools.product((np.cos, np.sin), SCALES,
                                                           np.arange(4) * np.pi / 4):
@@ -119,7 +123,7 @@ def gabors():
         g -= envelope * g.sum((0, 1)) / envelope.sum((0, 1))  # no answer to a uniform field
         # of unit absolute sum, rounded so that no subnormal float32 slows the products
         filters.append(np.float32((g / np.abs(g).sum((0, 1))).round(7)))
-    return np.stack(filters, 2).reshape(512, -1)
+    return np.stack(filters, 2).reshape(512, 512)
 
 
 def causal(x, kernel):
@@ -129,21 +133,21 @@ def causal(x, kernel):
 
 
 def motion(f):
-    """(frames, 512) opponent motion energy, rectified in both signs and pooled to 16 x 16 pixels,
-    of (frames, 16, 32) contrast: Adelson & Bergen's (1985) quadrature pairs in space and time."""
+    """(frames, 256 + 2 * 256) oriented energy over the frame's mean, and opponent motion energy
+    rectified in both signs, of (frames, 16, 32) contrast: Adelson & Bergen's (1985) quadrature
+    pairs in space and time."""
     t = np.arange(TAPS)
     fast, slow = [t**2 * np.exp(-2 * t / p) / (t**2 * np.exp(-2 * t / p)).sum() for p in PEAKS]
-    # (band-pass | low-pass in time, frames, even | odd, 8 filters, 8, 16)
-    E = [(causal(f, np.float32(k)).reshape(len(f), 512) @ gabors()).reshape(len(f), 2, 8, 8, 16)
-         for k in (fast - slow, slow)]
-    opponent = 4 * (E[0][:, 0] * E[1][:, 1] - E[0][:, 1] * E[1][:, 0]) / (
-        NORMAL + (E[0] ** 2).sum(1) + (E[1] ** 2).sum(1))  # (frames, filters, 8, 16)
-    return np.concatenate([pool(np.maximum(s * opponent.reshape(-1, 8, 16), 0)) for s in (1, -1)],
-                          -1).reshape(len(f), 512)
+    S = f.reshape(len(f), 512) @ gabors()  # filtered in space once, then twice in time:
+    band, low = [causal(S, np.float32(k)).reshape(len(f), 2, 256) for k in (fast - slow, slow)]
+    energy = (band**2 + low**2).sum(1)  # (frames, 8 filters * 4 * 8 centres)
+    opponent = 4 * (band[:, 0] * low[:, 1] - band[:, 1] * low[:, 0]) / (NORMAL + energy)
+    oriented = energy / (NORMAL + energy.mean(1, keepdims=True))
+    return np.concatenate([oriented, np.maximum(opponent, 0), np.maximum(-opponent, 0)], -1)
 
 
 def channels(fine):
-    """(frames, 768 + 128 + 512 + 128) local, oriented, motion and small-object channels of one
+    """(frames, 768 + 768 + 128) local, oriented and motion, and small-object channels of one
     clip's (frames, 16, 32) 4 x 4 pixel block means."""
     f = (fine / 127.5 - 1).astype(np.float32)  # contrast of 4 x 4 pixel blocks
     c = pool(f)  # (frames, 8, 16): of 8 x 8 pixel blocks
@@ -152,13 +156,11 @@ def channels(fine):
     energy = lagged(blur(energy, POOL).reshape(len(f), 128), [(0, RECENT)])  # (frames, blocks)
     x = (c - SURROUND * around).reshape(len(f), 128) / np.sqrt(GAIN + energy)  # centre - surround
     d = np.diff(x, axis=0, prepend=x[:1])  # change since the last frame, for transient cells
-    gx, gy = np.gradient(c, axis=(2, 1))  # spatial gradient, central differences
-    oriented = np.stack([pool(g * g) for g in (gx, gy, gx + gy, gx - gy)], 1)  # (frames, 4, 4, 8)
     change = np.abs(np.diff(f, axis=0, prepend=f[:1]))  # (frames, 16, 32), for small objects
     around = blur(change, AROUND)  # the change around each 4 x 4 pixel block
     small = pool(np.maximum(change - around, 0) / (SMALL + around))  # (frames, 8, 16)
-    return np.concatenate([*np.maximum([x, -x, d, -d], 0), x * x, d * d, oriented.reshape(-1, 128),
-                           motion(f), small.reshape(-1, 128)], -1)
+    local = np.maximum([x, -x, d, -d], 0)  # (4, frames, blocks): ON, OFF and transient
+    return np.concatenate([*local, x * x, d * d, motion(f), small.reshape(-1, 128)], -1)
 
 
 def features(C, axes):
@@ -166,6 +168,71 @@ def features(C, axes):
     (frames, channels), averaged over the group's windows of lags."""
     return np.concatenate([lagged(C[:, rows] @ axes[rows, cols], lags)
                            for rows, cols, _, lags in GROUPS], -1, dtype=np.float32)
+
+
+def read(path):
+    """Each distinct clip's channels (segments, frames, channels), its counts averaged over its
+    repeats (segments, frames, neurons), and its number of repeats (segments,)."""
+    file, (movie, counts) = load(path, fitting=True)
+    with file:
+        frames = LAGS[-1][1] + 1
+        check(movie.ndim == 3 and movie.shape[2] == 12288 and movie.shape[1] >= frames,
+              f"need a movie (clips, {frames} or more frames, 12288), not {movie.shape}")
+        check({movie.dtype.kind, counts.dtype.kind} <= set("iuf"),
+              f"need real numbers, not a movie of {movie.dtype} and counts of {counts.dtype}")
+        check(counts.shape[:-1] == movie.shape[:2],
+              f"need counts (clips, frames, neurons) for a movie {movie.shape}, not {counts.shape}")
+        counts = np.asarray(counts, np.float64)
+        check(((counts >= 0) & (counts < np.inf)).all(), "counts must be finite and >= 0")
+        # (clips, 3 * 64) sums of the picture's rows in three frames: repeats agree on all of them
+        rows = np.hstack([movie[:, t, PICTURE].reshape(-1, 64, 128).sum(2)
+                          for t in (0, movie.shape[1] // 2, -1)])
+        _, first, segment = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+        check(len(first) > 1, f"need 2 or more distinct clips to cross-validate, not {len(first)}")
+        check(counts.any(), "the counts hold no spike")
+        C = np.empty((len(first), movie.shape[1], GROUPS[-1][0].stop), np.float32)
+        for row, clip in zip(C, first):  # each distinct clip read once and shrunk at once
+            picture = np.float32(movie[clip, :, PICTURE])  # (frames, pixels)
+            grey(picture)
+            row[:] = channels(blocks(picture))
+    segment = segment.ravel()
+    Y = np.stack([counts[segment == s].mean(0) for s in range(len(first))])
+    return C, Y, np.bincount(segment)
+
+
+def principal(C):
+    """The channels' means and each group's principal axes (channels, components), largest variance
+    first, scaled so that the group's channels have its RMS; C (segments, frames, channels)."""
+    mean = C.reshape(-1, C.shape[-1]).mean(0)
+    C -= mean
+    axes = np.zeros((C.shape[-1], GROUPS[-1][1].stop))
+    for rows, cols, rms, _ in GROUPS:
+        c = C[..., rows].reshape(-1, rows.stop - rows.start)  # (rows, channels), contiguous
+        V = np.linalg.eigh(c.T @ c)[1][:, ::-1][:, :cols.stop - cols.start]  # (channels, axes)
+        V *= np.sign(V[abs(V).argmax(0), range(V.shape[1])])  # largest entry > 0, whatever BLAS
+        axes[rows, cols] = V * rms / c.std()
+    return mean, axes
+
+
+def ridge(X, Y, frames):
+    """Ridge weights (features, neurons) of centred Y (rows, neurons) on centred X (rows, features),
+    each neuron's penalty chosen by cross-validation over runs of whole segments of frames rows,
+    and the chosen penalties' out-of-fold predictions (rows, neurons)."""
+    segments = len(X) // frames
+    bounds = np.linspace(0, segments, min(FOLDS, segments) + 1).astype(int) * frames
+    folds = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+    XX = [(X[f].T @ X[f]).astype(float) for f in folds]  # each fold's share of X'X, in float32
+    XY = [X[f].T @ Y[f] for f in folds]  # ... and of X'Y
+    G, B = sum(XX), sum(XY)  # the totals; the other folds' are the total less a fold's share
+    eye = np.eye(len(G)) * np.trace(G) / len(G)  # penalties scale with X'X's mean diagonal
+    oof = np.empty((len(PENALTIES),) + Y.shape, np.float32)  # out-of-fold predictions
+    for f, xx, xy in [*zip(folds, XX, XY), (slice(0), 0, 0)]:  # each fold, then none
+        # W = (X'X + lam I)^-1 X'Y of the other folds, for each penalty lam, in float64
+        W = np.stack([np.linalg.solve(G - xx + lam * eye, B - xy) for lam in PENALTIES])
+        oof[:, f] = X[f] @ W
+    best = np.argmin(((oof - Y) ** 2).sum(1), 0)  # each neuron's, by out-of-fold error
+    n = np.arange(Y.shape[1])
+    return W[best, :, n].T, oof[best, :, n].T
 
 
 def knee(z, width):
@@ -190,61 +257,26 @@ def output(z, counts, rate):
 
 def fit(path):
     """Weights fitted to the data at path, after printing their cross-validated accuracy."""
-    file, (movie, counts) = load(path, fitting=True)
-    with file:
-        check(movie.ndim == 3 and movie.shape[1] > LAGS[-1][1] and movie.shape[2] == 12288 and {
-              movie.dtype.kind, counts.dtype.kind} <= set("iuf") and counts.shape[:-1] ==
-              movie.shape[:2], f"need a movie (clips, {LAGS[-1][1] + 1} or more frames, 12288) and "
-              f"counts (clips, frames, neurons), not {movie.dtype} {movie.shape} and "
-              f"{counts.dtype} {counts.shape}")
-        counts = np.asarray(counts, np.float64)
-        check(((counts >= 0) & (counts < np.inf)).all(), "counts must be finite and >= 0")
-        # (clips, 3 * 64) sums of the picture's rows in three frames: repeats agree on all of them
-        rows = np.hstack([movie[:, t, PICTURE].reshape(-1, 64, 128).sum(2)
-                          for t in (0, movie.shape[1] // 2, -1)])
-        _, first, repeats = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-        check(len(first) > 1, f"need 2 or more distinct clips to cross-validate, not {len(first)}")
-        check(counts.any(), "the counts hold no spike")
-        # each distinct clip read once and shrunk at once: (segments, frames, channels)
-        C = np.empty((len(first), movie.shape[1], GROUPS[-1][0].stop), np.float32)
-        for row, clip in zip(C, first):  # filled in place, so the channels are held once
-            row[:] = channels(blocks(movie[clip, :, PICTURE])[0])
-    Y = np.concatenate([counts[repeats.ravel() == s].mean(0) for s in range(len(first))])
+    C, Y, trials = read(path)
     segments, frames = C.shape[:2]
-    mean, axes = C.reshape(-1, C.shape[-1]).mean(0), np.zeros((C.shape[-1], GROUPS[-1][1].stop))
-    C -= mean
-    for rows, cols, rms, _ in GROUPS:  # each group's principal axes, largest variance first
-        c = C[..., rows].reshape(-1, rows.stop - rows.start)  # (rows, channels), contiguous
-        S = c.T @ c  # (channels, channels)
-        axes[rows, cols] = np.linalg.eigh(S)[1][:, ::-1][:, :cols.stop - cols.start] * rms
-        axes[rows, cols] /= C[..., rows].std()  # so that the group's channels have this RMS
+    mean, axes = principal(C)
     X = np.concatenate([features(c, axes.astype(np.float32)) for c in C])  # (rows, features)
-    del C, counts  # the largest arrays, done with
-    mx, my, n = X.mean(0), Y.mean(0), np.arange(Y.shape[1])
+    del C  # the largest array, done with
+    Y = Y.reshape(len(X), -1)  # (rows, neurons)
+    mx, my = X.mean(0), Y.mean(0)
     X -= mx
-    bounds = np.linspace(0, segments, min(FOLDS, segments) + 1).astype(int) * frames
-    folds = [slice(a, b) for a, b in zip(bounds, bounds[1:])]  # runs of whole segments
-    XX = [(X[f].T @ X[f]).astype(float) for f in folds]  # each fold's share of X'X, in float32
-    XY = [X[f].T @ (Y[f] - my) for f in folds]  # ... and of X'Y
-    G, B = sum(XX), sum(XY)  # the totals; a fold's complement is total - its share
-    eye = np.eye(len(G)) * np.trace(G) / len(G)  # penalties scale with X'X's mean diagonal
-    oof = np.empty((len(PENALTIES),) + Y.shape, np.float32)  # out-of-fold predictions
-    for f, xx, xy in [*zip(folds, XX, XY), (slice(0), 0, 0)]:  # each fold, then none
-        # W = (X'X + lam I)^-1 X'Y of the other folds, for each penalty lam, in float64
-        W = np.stack([np.linalg.solve(G - xx + lam * eye, B - xy) for lam in PENALTIES])
-        oof[:, f] = X[f] @ W + my
-    best = np.argmin(((oof - Y) ** 2).sum(1), 0)  # each neuron's, by out-of-fold error
-    W, oof = W[best, :, n].T, oof[best, :, n].T  # (features | rows, neurons)
+    W, z = ridge(X, Y - my, frames)
     rate = np.maximum(my, 1e-3)  # each neuron's mean rate, kept off zero for silent neurons
-    width, a, b = output(oof, Y, rate)
-    rates, W = knee(a * oof + b, width), W * a  # the gain and offset folded into W and bias
-    trials = np.bincount(repeats.ravel()).repeat(frames)[:, None]  # the trials of each row
-    z = [(v - v.mean(0)) / (v.std(0) + 1e-12) for v in (rates, Y)]  # standardised, per neuron
-    gain = (trials * (Y * np.log(rates / rate) - rates + rate)).sum()  # Poisson log-likelihood
-    bits = gain / (trials * Y).sum() / np.log(2)
-    print(f"{segments} segments, {len(bounds) - 1}-fold cross-validated: cc with trial average "
-          f"{(z[0] * z[1]).mean():.3f}, {bits:.3f} bits/spike")
-    return dict(mean=mean, axes=axes, W=W, bias=a * my + b - mx @ W, width=width)
+    width, a, b = output(z + my, Y, rate)
+    rates = knee(a * (z + my) + b, width)
+    weight = trials.repeat(frames)[:, None]  # each row's trials
+    r = [(v - v.mean(0)) / (v.std(0) + 1e-12) for v in (rates, Y)]  # standardised, per neuron
+    gain = (weight * (Y * np.log(rates / rate) - rates + rate)).sum()  # Poisson log-likelihood
+    bits = gain / (weight * Y).sum() / np.log(2)
+    print(f"{segments} segments, {min(FOLDS, segments)}-fold cross-validated: cc with trial "
+          f"average {(r[0] * r[1]).mean():.3f}, {bits:.3f} bits/spike")
+    # knee(a (X - mx) W + a my + b): the gain and offset folded into W and bias
+    return dict(mean=mean, axes=axes, W=W * a, bias=a * my + b - mx @ W * a, width=width)
 
 
 def valid(w):
@@ -262,10 +294,10 @@ def valid(w):
 
 @functools.cache
 def weights():
-    """The fitted model in weights.npz, loaded once and checked, as float64."""
+    """The fitted model in weights.npz, loaded once and checked."""
     try:
         with np.load(WEIGHTS, allow_pickle=False) as z:
-            return {key: v.astype(float) for key, v in valid(z).items()}
+            return valid(z)
     except Exception as error:  # whatever the failure, the file can't be used
         raise ValueError(f"{WEIGHTS} is missing or malformed ({error}); refit with --fit") from None
 
@@ -273,7 +305,7 @@ def weights():
 def predict(movie, w=None):
     """Expected spikes per bin, (frames, neurons) or (clips, frames, neurons), for a movie of grey
     levels, or the path of its .npy file, under the weights w, by default those in weights.npz."""
-    w, path = weights() if w is None else w, isinstance(movie, (str, os.PathLike))
+    w, path = weights() if w is None else valid(w), isinstance(movie, (str, os.PathLike))
     source = lambda: load(movie) if path else np.asarray(movie)  # a file is mapped anew each window
     given = source()
     several = given.ndim == 4 or given.ndim == 3 and given.shape[-1] == 12288
@@ -284,12 +316,14 @@ def predict(movie, w=None):
     rates, high = [], 0
     for clip, start in itertools.product(range(shape[0]), range(0, shape[1], WINDOW)):
         part = source().reshape(shape)[clip, max(start - PAST, 0):start + WINDOW]  # with its past
-        frames, high = blocks(part.reshape(len(part), 12288), high)  # letterbox checked too
-        X = features(channels(frames[:, 4:20]) - w["mean"], w["axes"])  # (frames, features)
+        part = np.float32(part.reshape(len(part), 12288))  # (frames, pixels)
+        high = max(high, grey(part))  # the letterbox is checked too
+        C = channels(blocks(part[:, PICTURE])) - w["mean"]  # (frames, channels)
+        X = features(C, w["axes"])  # (frames, features)
         rates.append(knee(X @ w["W"] + w["bias"], w["width"])[min(start, PAST):])
     if 0 < high <= 1:
         print("predict.py: warning: grey levels all lie in 0-1, not 0-255", file=sys.stderr)
-    rates = np.concatenate(rates).reshape(*shape[:2], -1)
+    rates = np.concatenate(rates, dtype=float).reshape(*shape[:2], -1)
     return rates if several else rates[0]
 
 

@@ -96,7 +96,7 @@ def test_shrink_gives_4_by_4_block_means_and_the_largest_grey_level():
         [image[:, 4 * r : 4 * r + 4, 4 * c : 4 * c + 4].mean((1, 2)) for c in range(32)]
         for r in range(16)
     ]
-    means, high = predict.blocks(pixels)
+    means, high = predict.blocks(pixels), predict.grey(pixels)
     assert np.allclose(means, np.transpose(expected, (2, 0, 1))) and high == pixels.max()
 
 
@@ -233,8 +233,8 @@ def bad_inputs(tmp_path):
     np.save(tmp_path / "large.npy", good + 1000)
     (tmp_path / "garbage.npy").write_bytes(b"\x93NUMPY garbage")
     np.savez(tmp_path / "nokey.npz", movie=good)
-    np.savez(tmp_path / "frames.npz", movie=good, counts=np.zeros((2, 4, 1)))
-    np.savez(tmp_path / "clips.npz", movie=good, counts=np.zeros((3, 3, 1)))
+    np.savez(tmp_path / "frames.npz", movie=np.zeros((2, 20, 12288)), counts=np.zeros((2, 4, 1)))
+    np.savez(tmp_path / "clips.npz", movie=np.zeros((2, 20, 12288)), counts=np.zeros((3, 20, 1)))
     np.savez(tmp_path / "negative.npz", movie=np.zeros((2, 20, 12288)), counts=-np.ones((2, 20, 1)))
     np.savez(tmp_path / "nancounts.npz", movie=np.zeros((2, 20, 12288)), counts=np.full((2, 20, 1),
              np.nan))
@@ -277,7 +277,7 @@ def bad_inputs(tmp_path):
         (["--fit", "garbage.npy"], "garbage.npy"),
         (["--fit", "nokey.npz"], "counts"),
         (["--fit", "frames.npz"], "(2, 4, 1)"),
-        (["--fit", "clips.npz"], "(3, 3, 1)"),
+        (["--fit", "clips.npz"], "(3, 20, 1)"),
         (["--fit", "negative.npz"], "counts must be finite and >= 0"),
         (["--fit", "nancounts.npz"], "counts must be finite and >= 0"),
         (["--fit", "noframes.npz"], "14 or more frames"),
@@ -432,18 +432,21 @@ def moving_bar(step, frames=12):
 
 
 def test_motion_energy_channels_tell_right_from_left_and_ignore_up_and_down():
-    # (frames, 8 filters: 2 scales x 4 orientations, 4 rows, 2 signs x 8 columns) after 5 frames
-    energy = lambda step: predict.channels(moving_bar(step, 20))[5:, 896:1408].reshape(-1, 8, 4, 16)
+    # (frames, 2 signs, 8 filters: 2 scales x 4 orientations, 4 x 8 centres) after 5 frames
+    motion = lambda step: predict.channels(moving_bar(step, 20))[5:, 1024:1536]
+    energy = lambda step: motion(step).reshape(-1, 2, 8, 32)
     right, left = energy(1), energy(-1)
-    sign = lambda e, k: (e[:, k, :, :8].sum(), e[:, k, :, 8:].sum())  # (one sign, the other)
+    sign = lambda e, k: (e[:, 0, k].sum(), e[:, 1, k].sum())  # (one sign, the other)
     for k in (0, 4):  # horizontal motion, both scales
-        assert sign(right, k)[1] > 10 * sign(right, k)[0] and sign(left, k)[0] > 10 * sign(left, k)[1]
-    assert right[:, [2, 6]].sum() < 1e-3 * right[:, [0, 4]].sum()  # vertical motion: none
+        assert sign(right, k)[1] > 10 * sign(right, k)[0]
+        assert sign(left, k)[0] > 10 * sign(left, k)[1]
+    assert right[:, :, [2, 6]].sum() < 1e-3 * right[:, :, [0, 4]].sum()  # vertical motion: none
 
 
 def test_orientation_channels_tell_vertical_from_horizontal_stripes():
     vertical = np.tile((np.arange(32) // 2 % 2) * 255.0, (3, 16, 1))  # (frames, 16, 32): columns
-    energy = lambda c, k: c[:, 768 + 32 * k : 768 + 32 * (k + 1)].sum()  # gx^2, gy^2, ...
+    # oriented energy of the filters at 0 and 90 degrees (4 x 8 centres each), both scales
+    energy = lambda c, k: c[:, 768:1024].reshape(-1, 8, 32)[:, [2 * k, 2 * k + 4]].sum()
     horizontal = np.tile((np.arange(16)[:, None] // 2 % 2) * 255.0, (3, 1, 32))  # rows alternate
     across, along = predict.channels(vertical), predict.channels(horizontal)
     assert energy(across, 0) > 10 * energy(across, 1) and energy(along, 1) > 10 * energy(along, 0)
