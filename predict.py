@@ -104,9 +104,10 @@ def blur(image, sigma):
 def lagged(x, windows):
     """(frames, windows * k) means of x (frames, k) over each window (a, b) of a to b - 1 frames
     ago."""
-    total = np.cumsum(np.pad(x, ((windows[-1][1], 0), (0, 0))), 0, float)  # sums to each frame
-    window = lambda lag: total[len(total) - len(x) - lag:len(total) - lag]  # ... lag frames ago
-    return np.concatenate([(window(a) - window(b)) / (b - a) for a, b in windows], -1)
+    n = windows[-1][1]
+    total = np.cumsum(np.pad(x, ((n, 0), (0, 0))), 0, float)  # (n + frames, k): sums to each frame
+    ago = lambda lag: total[n - lag:len(total) - lag]  # ... lag frames ago
+    return np.concatenate([(ago(a) - ago(b)) / (b - a) for a, b in windows], -1)
 
 
 @functools.cache
@@ -127,9 +128,10 @@ def gabors():
 
 
 def causal(x, kernel):
-    """(frames, ...) x filtered in time, kernel[j] weighing x of j frames ago."""
-    padded = np.concatenate([np.zeros((len(kernel) - 1,) + x.shape[1:], x.dtype), x])
-    return sum(k * padded[len(kernel) - 1 - j:len(padded) - j] for j, k in enumerate(kernel))
+    """(frames, k) x (frames, k) filtered in time, kernel[j] weighing x of j frames ago."""
+    n = len(kernel)
+    padded = np.pad(x, ((n - 1, 0), (0, 0)))  # (n - 1 + frames, k)
+    return sum(k * padded[n - 1 - j:len(padded) - j] for j, k in enumerate(kernel))
 
 
 def motion(f):
