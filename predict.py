@@ -38,7 +38,7 @@ PENALTIES, FOLDS = 10.0 ** np.arange(-0.5, 1.1, 0.5), 3  # ridge penalties tried
 # diagonal, and cross-validation folds, each a run of whole segments
 WIDTHS = 2.0 ** np.arange(-5, 1.1)  # softplus knee widths tried, times each neuron's mean rate
 STEPS = 6  # Fisher scoring steps for each neuron's output gain and offset (converged by then)
-WINDOW, PAST = 300, 27  # frames predicted at a time, and the frames before them that they need
+WINDOW, PAST = 200, 27  # frames predicted at a time, and the frames before them that they need
 WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights.npz")
 
 
