@@ -14,7 +14,8 @@ frames, neurons). In Python: from predict import predict; rates = predict(movie)
 is an array, or the path of a .npy file, which is then read a window of frames at a time.
 An existing OUT.npy must be a NumPy file you may write; it is replaced through a temporary file.
 """
-import functools, io, itertools, os, signal, stat, sys, tempfile, time, warnings
+import contextlib, functools, io, itertools, mmap, os, signal, stat, sys, tempfile, time
+import types, warnings
 
 import numpy as np
 
@@ -39,7 +40,7 @@ PENALTIES, FOLDS = 10.0 ** np.arange(-0.5, 1.1, 0.5), 3  # ridge penalties tried
 WIDTHS = 2.0 ** np.arange(-5, 1.1)  # softplus knee widths tried, times each neuron's mean rate
 STEPS = 6  # Fisher scoring steps for each neuron's output gain and offset (converged by then)
 WINDOW, PAST = 200, 27  # frames predicted at a time, and the frames before them that they need
-WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights.npz")
+WEIGHTS = os.path.join(os.path.dirname(os.path.realpath(__file__)), "weights.npz")
 
 
 def check(ok, problem):
@@ -59,8 +60,9 @@ def attempt(action, problem):
 def load(path, fitting=False):
     """The movie in the .npy file at path, memory-mapped; when fitting, the open .npz file or the
     competition's .mat (HDF5) file at path and its [movie, counts]."""
-    what = ("the competition's SCNeuronModelCompetition.mat (from its 2017 release), or give --fit "
-            "DATA.npz holding movie and counts") if fitting else "a .npy movie of grey levels"
+    what = ("the competition's SCNeuronModelCompetition.mat (MATLAB v7.3, which is HDF5: MATLAB's "
+            "save -v7.3 makes one), or give --fit DATA.npz holding movie and counts") if fitting \
+        else "a .npy movie of grey levels"
     found = "is not a regular file" if os.path.exists(path) else "not found"  # a FIFO would hang
     check(os.path.isfile(path), f"{path} {found}: need {what}")
     check(os.access(path, os.R_OK), f"can't read {path}: permission denied")
@@ -68,7 +70,9 @@ def load(path, fitting=False):
         if fitting and not os.fspath(path).lower().endswith(".npz"):
             import h5py
             file = h5py.File(path, "r")
-            return file, [file[key] for key in ("trainingmovie_mini", "FRhist_tr")]
+            data = [file[key] for key in ("trainingmovie_mini", "FRhist_tr")]
+            check(all(isinstance(d, h5py.Dataset) for d in data), "")  # not a group
+            return file, data
         data = np.load(path, mmap_mode="r", allow_pickle=False)
         check(isinstance(data, np.ndarray) != fitting, "")  # a movie is an .npy array, data .npz
         return (data, [data["movie"], data["counts"]]) if fitting else data
@@ -184,8 +188,8 @@ def read(path):
               f"need a movie (clips, {frames} or more frames, 12288), not {movie.shape}")
         check({movie.dtype.kind, counts.dtype.kind} <= set("iuf"),
               f"need real numbers, not a movie of {movie.dtype} and counts of {counts.dtype}")
-        check(counts.shape[:-1] == movie.shape[:2],
-              f"need counts (clips, frames, neurons) for a movie {movie.shape}, not {counts.shape}")
+        check(counts.shape[:-1] == movie.shape[:2] and counts.shape[-1] > 0, "need counts (clips, "
+              f"frames, 1 or more neurons) for a movie {movie.shape}, not {counts.shape}")
         counts = np.asarray(counts, np.float64)
         check(((counts >= 0) & (counts < np.inf)).all(), "counts must be finite and >= 0")
         # (clips, 3 * 64) sums of the picture's rows in three frames: repeats agree on all of them
@@ -288,17 +292,37 @@ def fit(path):
     return dict(mean=mean, axes=axes, W=W * a, bias=a * my + b - mx @ W * a, width=width)
 
 
+def header(w, key):
+    """The shape and dtype of w[key], read from the .npy header alone when w is an open .npz."""
+    if not isinstance(w, np.lib.npyio.NpzFile):
+        return np.shape(w[key]), np.asarray(w[key]).dtype
+    with w.zip.open(key + ".npy") as file:  # a header that lies is found out when read below
+        version = np.lib.format.read_magic(file)[0]
+        shape, _, dtype = getattr(np.lib.format, f"read_array_header_{min(version, 2)}_0")(file)
+        return shape, dtype
+
+
 def valid(w):
-    """The model's arrays in w as float32, once each is found real, finite in float32 and of a
-    shape that fits the others, with knee widths > 0."""
-    w = {key: np.asarray(w[key]) for key in ("mean", "axes", "W", "bias", "width")}  # no others
+    """The model's arrays in w, a dict or an open .npz file, as float32, once each is found real,
+    finite in float32 and of a shape that fits the others, with knee widths > 0. Their shapes are
+    checked first, so that no array of a wrong size is ever read."""
+    keys = ("mean", "axes", "W", "bias", "width")  # no others are read
+    check(hasattr(w, "keys") and set(keys) <= set(w.keys()), f"need arrays named {keys}")
+    heads = {key: header(w, key) for key in keys}  # (shape, dtype) of each
+    neurons = heads["bias"][0][:1]  # (neurons,), or () when bias is not a vector
     features = sum(len(lags) * (cols.stop - cols.start) for _, cols, _, lags in GROUPS)
-    inputs, components, neurons = GROUPS[-1][0].stop, GROUPS[-1][1].stop, len(w["bias"])
-    shapes = [(inputs,), (inputs, components), (features, neurons), (neurons,), (neurons,)]
-    check(all(v.dtype.kind in "iuf" and v.shape == s and (abs(v) <= np.finfo(np.float32).max).all()
-              for v, s in zip(w.values(), shapes)) and (w["width"] > 0).all(), "need real numbers"
-          f", finite in float32, shaped {shapes}, not {[v.shape for v in w.values()]}, widths > 0")
-    return {key: v.astype(np.float32) for key, v in w.items()}
+    inputs, components = GROUPS[-1][0].stop, GROUPS[-1][1].stop
+    shapes = [(inputs,), (inputs, components), (features, *neurons), neurons, neurons]
+    found = [shape for shape, _ in heads.values()]
+    check(found == shapes and min(neurons, default=0) > 0, f"need arrays shaped {shapes} for 1 or "
+          f"more neurons, not {found}")
+    check(all(dtype.kind in "iuf" for _, dtype in heads.values()), "need real numbers, not "
+          f"{[str(dtype) for _, dtype in heads.values()]}")
+    w = {key: np.asarray(w[key]) for key in keys}
+    check(all((abs(v) <= np.finfo(np.float32).max).all() for v in w.values()),
+          "need numbers finite in float32")
+    check((w["width"] > 0).all(), "need knee widths > 0")
+    return {key: np.float32(v) for key, v in w.items()}
 
 
 @functools.cache
@@ -314,93 +338,128 @@ def weights():
 def predict(movie, w=None):
     """Expected spikes per bin, (frames, neurons) or (clips, frames, neurons), for a movie of grey
     levels, or the path of its .npy file, under the weights w, by default those in weights.npz."""
-    w, path = weights() if w is None else valid(w), isinstance(movie, (str, os.PathLike))
-    source = lambda: load(movie) if path else np.asarray(movie)  # a file is mapped anew each window
-    given = source()
+    w = weights() if w is None else valid(w)
+    path = isinstance(movie, (str, os.PathLike))
+    given = load(movie) if path else np.asarray(movie)  # a file is mapped once, as it is now
     several = given.ndim == 4 or given.ndim == 3 and given.shape[-1] == 12288
     shape = given.shape if several else (1, *given.shape)  # (clips, frames, 12288 | 96, 128)
     check(len(shape) in (3, 4) and shape[2:] in [(12288,), (96, 128)] and given.dtype.kind in "iuf"
           and min(shape[:2]) > 0, "a movie must be 1 or more clips of 1 or more frames of 12288 "
           f"or 96 x 128 grey levels, not {given.dtype} {given.shape}")
-    rates, high = [], 0
+    rates, high = np.empty((*shape[:2], len(w["bias"]))), 0
     for clip, start in itertools.product(range(shape[0]), range(0, shape[1], WINDOW)):
-        part = source().reshape(shape)[clip, max(start - PAST, 0):start + WINDOW]  # with its past
+        part = given.reshape(shape)[clip, max(start - PAST, 0):start + WINDOW]  # with its past
         part = part.reshape(len(part), 12288)  # (frames, pixels)
         high = max(high, grey(part[:, :2048]), grey(part[:, 10240:]))  # the letterbox
-        part = np.float32(part[:, PICTURE])  # the picture, in memory; the file's map let go
+        part = np.float32(part[:, PICTURE])  # the picture, in memory
+        if path:  # the pages of the file read so far are let go, so a long movie needs little
+            given._mmap.madvise(mmap.MADV_DONTNEED)
         high = max(high, grey(part))
         C = channels(blocks(part)) - w["mean"]  # (frames, channels)
         X = features(C, w["axes"])  # (frames, features)
-        rates.append(knee(X @ w["W"] + w["bias"], w["width"])[min(start, PAST):])
+        z = X[min(start, PAST):] @ w["W"] + w["bias"]  # (frames of this window, neurons)
+        rates[clip, start:start + WINDOW] = knee(z, w["width"])
     if 0 < high <= 1:
         print("predict.py: warning: grey levels all lie in 0-1, not 0-255", file=sys.stderr)
-    rates = np.concatenate(rates, dtype=float).reshape(*shape[:2], -1)
     return rates if several else rates[0]
 
 
 def save(path, make, keep, magic):
     """make()'s array, or dict of arrays, written to path by a temporary file that no one else may
-    read, once path is found new, or a file starting with magic that one may write, none of keep.
-    Links are followed only where the kernel's protected_symlinks rule would: a link of one's own,
-    or of its folder's owner, or in a folder that is not sticky and world-writable."""
-    os.umask(umask := os.umask(0o077))  # the umask, read and left as it was
-    target, problem = os.fspath(path), f"can't write {path}"
-    while os.path.islink(target) and os.path.exists(target):  # not a loop, nor a link to nowhere
+    read, once path is found new, or a file starting with magic that one may write and replace,
+    none of keep. Links are followed only where the kernel's protected_symlinks rule would: a link
+    of one's own, or of its folder's owner, or in a folder that is not sticky and world-writable."""
+    shared = lambda folder: os.stat(folder).st_mode & 0o1002 == 0o1002  # sticky, world-writable
+    problem, target = f"won't write {path}", os.fspath(path)
+    check(os.path.isfile(path) or not os.path.exists(path), f"{problem}: not a regular file")
+    while os.path.islink(target):
         folder, owner = os.path.dirname(target) or ".", os.lstat(target).st_uid
-        check(owner in (os.geteuid(), os.stat(folder).st_uid) or os.stat(folder).st_mode & 0o1002
-              != 0o1002, f"won't follow {path}: a link of another user's in a shared folder")
+        check(owner in (os.geteuid(), os.stat(folder).st_uid) or not shared(folder),
+              f"won't follow {path}: a link of another user's in a shared folder")
+        check(os.path.exists(target), f"{problem}: a link to nothing")
         target = os.path.join(folder, os.readlink(target))
-    try:
-        old = os.lstat(target).st_mode  # a name too long fails here, before the work
+    folder = os.path.dirname(target) or "."
+    try:  # a name too long fails here, before the work
+        old = os.stat(target)
     except FileNotFoundError:
         old = None
-    check(old is None or stat.S_ISREG(old) and old & 0o222 and os.access(target, os.W_OK) and not
-          any(os.path.exists(k) and os.path.samefile(target, k) for k in keep) and np.fromfile(
-          target, np.uint8, len(magic)).tobytes() == magic, f"won't write {path}: the output must "
-          "be new, or a NumPy file you may write that is not the movie or weights.npz")
-    # the temporary, readable by us alone, made first, so that a bad folder or name stops all work
-    descriptor, tmp = attempt(lambda: tempfile.mkstemp(dir=os.path.dirname(target) or "."), problem)
+    except OSError as error:
+        raise ValueError(f"can't write {path}: {error.strerror}") from None
+    if old:
+        check(not any(os.path.exists(k) and os.path.samefile(target, k) for k in keep),
+              f"{problem}: it is also the input")
+        check(old.st_mode & 0o222 and os.access(target, os.W_OK), f"{problem}: it is read-only")
+        check(np.fromfile(target, np.uint8, len(magic)).tobytes() == magic,
+              f"{problem}: it is not a NumPy file, and would be lost")
+        check(old.st_uid in (os.geteuid(), os.stat(folder).st_uid) or not shared(folder) or
+              os.geteuid() == 0, f"{problem}: another user's file in a shared folder")
+    # the temporary, named after the output and readable by us alone, made before any work
+    name = f".{os.path.basename(target)[:200]}."
+    descriptor, tmp = attempt(lambda: tempfile.mkstemp(".tmp", name, folder),
+                              f"can't write {path} (no file can be made in {folder})")
+    def write(data):  # all of data, however little each write takes; returns its length
+        data, done = memoryview(data).cast("B"), 0
+        while done < len(data):
+            done += os.write(descriptor, data[done:])
+        return done
     try:
-        with os.fdopen(descriptor, "wb") as file:
-            result, buffer = make(), io.BytesIO()  # written whole, so a full disk fails here
-            np.savez_compressed(buffer, **result) if magic == b"" else np.save(buffer, result)
-            attempt(lambda: file.write(buffer.getbuffer()) and file.flush(), problem)
-        os.chmod(tmp, 0o666 & ~umask if old is None else old & 0o7777)  # kept, or the umask's
-        attempt(lambda: os.replace(tmp, target), problem)
+        result = make()
+        if magic == b"":  # the weights, small: zipped in memory
+            zipped = io.BytesIO()
+            np.savez_compressed(zipped, **result)
+        file = types.SimpleNamespace(write=write)  # NumPy writes an array to it in chunks
+        attempt(lambda: write(zipped.getbuffer()) if magic == b"" else np.save(file, result),
+                f"can't write {path}")  # so a full disk fails as such
+        umask = os.umask(0o077)  # the umask can only be read by setting it
+        os.umask(umask)
+        os.chmod(tmp, old.st_mode & 0o7777 if old else 0o666 & ~umask)  # kept, or the umask's
+        with contextlib.suppress(OSError):  # its group kept too, where one may give it
+            old and os.chown(tmp, -1, old.st_gid)
+        attempt(lambda: os.replace(tmp, target), f"can't write {path}")
     except BaseException:  # only this run's temporary is removed
         os.remove(tmp)
         raise
+    finally:
+        os.close(descriptor)
     return result
 
 
 def main(args):
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status: 0 done, 2 nothing written, 130 interrupted
+    with nothing written, 1 written but not reported."""
     try:
-        for kind in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):  # a kill ends as Ctrl-C does,
-            if signal.getsignal(kind) != signal.SIG_IGN:  # unless ignored, as under nohup
-                signal.signal(kind, signal.default_int_handler)
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # output into a closed pipe ends quietly
-        warnings.simplefilter("error", RuntimeWarning)  # a numerical problem is one line too
         start = time.time()
-        if args in (["-h"], ["--help"]):
-            print(__doc__)
-        elif args[:1] == ["--fit"] and len(args) <= 2:
-            data = (args + ["SCNeuronModelCompetition.mat"])[1]
-            neurons = len(save(WEIGHTS, lambda: valid(fit(data)), [data], b"")["bias"])
-            print(f"wrote {WEIGHTS}: {neurons} neurons, in {time.time() - start:.2f} s")
-        elif len(args) == 2 and "-" not in (args[0][:1], args[1][:1]):
-            rates = save(args[1], lambda: predict(args[0]), [args[0]], b"\x93NUMPY")
-            print(f"wrote {args[1]}: {rates.shape} expected spikes per bin, mean {rates.mean():.3f}"
-                  f", in {time.time() - start:.2f} s")
-        else:
-            check(False, "usage: predict.py MOVIE.npy OUT.npy, or predict.py --fit [DATA]")
-        return 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # a numerical problem is one line too
+            if args in (["-h"], ["--help"]):
+                report = __doc__
+            elif args[:1] == ["--fit"] and len(args) <= 2:
+                data = (args + ["SCNeuronModelCompetition.mat"])[1]
+                neurons = len(save(WEIGHTS, lambda: valid(fit(data)), [data], b"")["bias"])
+                report = f"wrote {WEIGHTS}: {neurons} neurons, in {time.time() - start:.2f} s"
+            elif len(args) == 2 and "-" not in (args[0][:1], args[1][:1]):
+                rates = save(args[1], lambda: predict(args[0]), [args[0]], b"\x93NUMPY")
+                report = (f"wrote {args[1]}: {rates.shape} expected spikes per bin, mean "
+                          f"{rates.mean():.3f}, in {time.time() - start:.2f} s")
+            else:
+                check(False, "usage: predict.py MOVIE.npy OUT.npy, or predict.py --fit [DATA] "
+                      "(a name that starts with - is written ./-name)")
     except (Exception, KeyboardInterrupt) as error:  # one line, never a traceback
         stop = isinstance(error, KeyboardInterrupt)
         problem = "interrupted, nothing written" if stop else " ".join(str(error).split())
         print(f"predict.py: {problem}", file=sys.stderr)
         return 130 if stop else 2
+    try:
+        print(report, flush=True)
+        return 0
+    except (OSError, UnicodeError):  # written all the same, so not 2
+        return 1
 
 
 if __name__ == "__main__":
+    for kind in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):  # a kill ends as Ctrl-C does,
+        if signal.getsignal(kind) != signal.SIG_IGN:  # unless ignored, as under nohup
+            signal.signal(kind, signal.default_int_handler)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # output into a closed pipe ends quietly
+    sys.stdout.reconfigure(errors="backslashreplace")  # any output name can be reported
     sys.exit(main(sys.argv[1:]))

@@ -7,6 +7,7 @@ import signal
 import stat
 import subprocess
 import sys
+import warnings
 
 import h5py
 import numpy as np
@@ -286,7 +287,8 @@ def bad_inputs(tmp_path):
         (["--fit", "rank.npz"], "(4, 20)"),
         (["--fit", "folder.mat"], "folder.mat"),
         (["--fit", "text.mat"], "text.mat"),
-        (["--fit"], "SCNeuronModelCompetition.mat (from its 2017 release), or give --fit DATA.npz"),
+        (["--fit"], "SCNeuronModelCompetition.mat (MATLAB v7.3, which is HDF5: MATLAB's save -v7.3 "
+                    "makes one), or give --fit DATA.npz"),
         (["empty.npy", "out.npy"], "can't read empty.npy"),
         (["text.npy", "out.npy"], "can't read text.npy"),
         (["objects.npy", "out.npy"], "can't read objects.npy"),
@@ -393,14 +395,15 @@ def test_fit_prints_where_it_wrote_and_how_many_neurons(tmp_path):
 
 
 SIGNALLED = """
-import os, signal, sys, time
+import os, runpy, signal, sys, time
 import numpy as np
 import predict
 def killed(*args, **kwargs):
     os.kill(os.getpid(), signal.SIG{kind})
     signal.pthread_kill(signal.pthread_self(), 0)  # let the handler run before returning
 {call} = killed
-sys.exit(predict.main(["movie.npy", "out.npy"]))
+sys.argv = ["predict.py", "movie.npy", "out.npy"]
+runpy.run_path("predict.py", run_name="__main__")  # as a script, which sets the handlers
 """
 
 
@@ -482,8 +485,10 @@ def test_an_output_that_must_not_be_written_is_refused_before_any_work(model_dir
     keep = ("nan.npy", "weights.npz", "read-only.npy", "predict.py", "README.md")
     before = {name: open_bytes(folder / name) for name in keep}
     done = in_folder(folder, "nan.npy", out)  # a NaN movie: the output is refused before reading it
-    assert done.returncode == 2 and done.stderr == f"predict.py: won't write {out}: the output " \
-        "must be new, or a NumPy file you may write that is not the movie or weights.npz\n"
+    why = {"movie": "it is also the input", "read-only": "it is read-only"}.get(kind)
+    why = why or ("not a regular file" if kind in ("folder", "device", "fifo") else
+                  "it is not a NumPy file, and would be lost")
+    assert done.returncode == 2 and done.stderr == f"predict.py: won't write {out}: {why}\n"
     assert before == {name: open_bytes(folder / name) for name in before}
     assert (folder / "read-only.npy").stat().st_mode & 0o777 == 0o444
     assert stat.S_ISFIFO((folder / "fifo").stat().st_mode) and (folder / "folder").is_dir()
@@ -645,7 +650,7 @@ def test_a_failed_write_removes_only_its_own_temporary(tmp_path):
 
 
 def test_a_full_disk_is_one_line_naming_the_output(tmp_path, monkeypatch):
-    def full(dir):  # a temporary on a device that is always full
+    def full(*args):  # a temporary on a device that is always full
         (tmp_path / "tmpfull").touch(0o600)
         return os.open("/dev/full", os.O_WRONLY), str(tmp_path / "tmpfull")
     monkeypatch.setattr(predict.tempfile, "mkstemp", full)
@@ -695,3 +700,237 @@ def test_the_output_gain_and_offset_maximise_the_poisson_likelihood():
     grid = [(a, b) for a in np.linspace(0.5, 4, 71) for b in np.linspace(-0.4, 0.2, 61)]
     assert (loss(gain, offset) <= np.min([loss(a, b) for a, b in grid], 0) + 1e-9).all()
     assert (loss(gain, offset) < loss(1, 0) - 1).all()  # better than the ridge output as it is
+
+
+def zipped_weights(path, weights, big=None):
+    """An .npz at path of weights, with W.npy instead declaring the shape (big,) and holding big
+    zeros when big is given, written a chunk at a time."""
+    import zipfile
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for key, value in weights.items():
+            with z.open(key + ".npy", "w", force_zip64=True) as file:
+                if key != "W" or big is None:
+                    np.lib.format.write_array(file, value)
+                    continue
+                header = {"descr": "<f4", "fortran_order": False, "shape": (big,)}
+                np.lib.format.write_array_header_1_0(file, header)
+                for _ in range(big // 2**24):
+                    file.write(bytes(4 * 2**24))
+
+
+def test_weights_of_a_wrong_shape_are_refused_from_their_headers_unread(model_dir, tmp_path):
+    with np.load(model_dir / "weights.npz") as z:
+        zipped_weights(tmp_path / "weights.npz", dict(z), big=2**27)  # 512 MB of zeros
+    assert (tmp_path / "weights.npz").stat().st_size < 2**21
+    script = ("import predict\nwith predict.np.load('weights.npz') as z:\n"
+              "    try:\n        predict.valid(z)\n    except ValueError as error:\n"
+              "        print(error)\nprint(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])")
+    shutil.copy(HERE / "predict.py", tmp_path)
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    problem, peak = done.stdout.splitlines()
+    assert "(134217728,)" in problem and int(peak) < 150_000, done.stdout  # KB
+
+
+@pytest.mark.parametrize("weights", ["empty", "list", "one-neuron bias", "one-neuron width",
+                                     "negative width", "no neurons"])
+def test_weights_given_to_predict_get_the_check_weights_npz_gets(model_dir, weights):
+    with np.load(model_dir / "weights.npz") as z:
+        model = dict(z)
+    if weights in ("one-neuron bias", "one-neuron width"):
+        model[weights.split()[-1]] = model[weights.split()[-1]][:1]
+    elif weights == "negative width":
+        model["width"] = -model["width"]
+    elif weights == "no neurons":
+        model.update(W=model["W"][:, :0], bias=model["bias"][:0], width=model["width"][:0])
+    model = {"empty": {}, "list": [1, 2]}.get(weights, model)
+    with pytest.raises(ValueError, match="need"):
+        predict.predict(np.zeros((3, 12288)), model)
+
+
+def test_weights_of_no_neurons_are_refused_on_the_command_line_before_any_work(model_dir,
+                                                                               tmp_path):
+    shutil.copy(model_dir / "predict.py", tmp_path)
+    with np.load(model_dir / "weights.npz") as z:
+        model = dict(z)
+    model.update(W=model["W"][:, :0], bias=model["bias"][:0], width=model["width"][:0])
+    np.savez(tmp_path / "weights.npz", **model)
+    np.save(tmp_path / "movie.npy", np.zeros((3, 12288)))
+    done = run(tmp_path, tmp_path / "movie.npy", tmp_path / "out.npy")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "1 or more neurons" in \
+        done.stderr
+    assert not (tmp_path / "out.npy").exists()
+
+
+def test_counts_of_no_neurons_are_named_as_such(tmp_path):
+    movie, counts, _ = planted_data(seed=30, segments=4, frames=20)
+    with pytest.raises(ValueError, match="1 or more neurons"):
+        fit_npz(tmp_path, movie, counts[..., :0])
+
+
+def test_status_2_means_nothing_was_written_and_a_report_that_fails_is_status_1(model_dir,
+                                                                               tmp_path):
+    folder = prepared(model_dir, tmp_path)
+    with open("/dev/full", "w") as full:  # stdout that can take nothing
+        done = subprocess.run([sys.executable, "predict.py", "good.npy", "out.npy"], cwd=folder,
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert done.returncode == 1 and np.load(folder / "out.npy").shape == (2, 20, 2)
+    env = dict(os.environ, PYTHONIOENCODING="ascii")
+    done = subprocess.run([sys.executable, "predict.py", "good.npy", "\u00e9t\u00e9.npy"],
+                          cwd=folder, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0 and "\\xe9t\\xe9.npy" in done.stdout
+    assert np.load(folder / "\u00e9t\u00e9.npy").shape == (2, 20, 2)
+
+
+def test_predict_py_run_through_a_link_uses_the_weights_beside_the_real_file(tmp_path):
+    (tmp_path / "bin").mkdir()
+    shutil.copy(HERE / "predict.py", tmp_path)
+    (tmp_path / "bin" / "predict.py").symlink_to("../predict.py")
+    movie, counts, _ = planted_data(seed=31, segments=4, frames=20)
+    np.savez(tmp_path / "data.npz", movie=movie, counts=counts)
+    assert run(tmp_path / "bin", "--fit", tmp_path / "data.npz").returncode == 0
+    assert (tmp_path / "weights.npz").exists() and not (tmp_path / "bin" / "weights.npz").exists()
+
+
+def test_a_movie_renamed_over_during_a_prediction_is_read_as_it_was(fitted, tmp_path,
+                                                                     monkeypatch):
+    old, new = (blocky_movie(np.random.default_rng(seed), 1, 60) for seed in (32, 33))
+    np.save(tmp_path / "movie.npy", old)
+    np.save(tmp_path / "new.npy", new)
+    expected = fitted(old)
+    monkeypatch.setattr(predict, "WINDOW", 20)
+    channels = predict.channels
+    def renaming(fine):  # after the first window, the movie's name is given to another file
+        if (tmp_path / "new.npy").exists():
+            os.replace(tmp_path / "new.npy", tmp_path / "movie.npy")
+        return channels(fine)
+    monkeypatch.setattr(predict, "channels", renaming)
+    assert np.allclose(fitted(str(tmp_path / "movie.npy")), expected, rtol=1e-5, atol=1e-9)
+    assert not (tmp_path / "new.npy").exists()
+
+
+def test_another_users_file_in_a_shared_sticky_folder_is_refused_before_any_work(tmp_path,
+                                                                                monkeypatch):
+    shared = tmp_path / "pub"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp
+    np.save(shared / "out.npy", np.arange(3))
+    (shared / "out.npy").chmod(0o666)
+    if os.geteuid() == 0:  # the kernel lets root replace it: be a user, as far as save sees
+        os.chown(shared / "out.npy", 65534, 65534)
+        monkeypatch.setattr(predict.os, "geteuid", lambda: 1000)
+    work = []
+    with pytest.raises(ValueError, match="out.npy: another user's file in a shared folder"):
+        predict.save(shared / "out.npy", lambda: work.append(1), [], b"\x93NUMPY")
+    assert work == [] and np.array_equal(np.load(shared / "out.npy"), np.arange(3))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the file to another group")
+def test_a_group_shared_output_keeps_its_group(tmp_path):
+    np.save(tmp_path / "out.npy", np.arange(3))
+    os.chown(tmp_path / "out.npy", 65534, 12345)
+    (tmp_path / "out.npy").chmod(0o664)
+    predict.save(tmp_path / "out.npy", lambda: np.zeros(3), [], b"\x93NUMPY")
+    info = (tmp_path / "out.npy").stat()
+    assert info.st_gid == 12345 and info.st_mode & 0o777 == 0o664
+
+
+def test_weights_agree_whatever_the_number_of_blas_threads(tmp_path):
+    rng = np.random.default_rng(34)  # white noise, so that no two principal axes tie
+    movie = rng.integers(0, 256, (10, 220, 12288), np.uint8)
+    np.savez(tmp_path / "data.npz", movie=movie, counts=rng.poisson(1.0, (10, 220, 3)))
+    shutil.copy(HERE / "predict.py", tmp_path)
+    weights = []
+    for threads in ("1", "2"):
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads)
+        done = subprocess.run([sys.executable, "predict.py", "--fit", "data.npz"], cwd=tmp_path,
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        with np.load(tmp_path / "weights.npz") as z:
+            weights.append(dict(z))
+    for key in weights[0]:
+        scale = abs(weights[0][key]).max()
+        assert np.allclose(weights[0][key], weights[1][key], atol=1e-4 * scale), key
+
+
+def test_the_temporary_is_named_after_its_output(tmp_path):
+    seen = []
+    predict.save(tmp_path / "out.npy", lambda: seen.extend(os.listdir(tmp_path)) or np.zeros(3),
+                 [], b"\x93NUMPY")
+    assert len(seen) == 1 and seen[0].startswith(".out.npy.") and seen[0].endswith(".tmp")
+
+
+def test_a_prediction_of_many_clips_from_a_file_holds_little_more_than_its_result(model_dir,
+                                                                                  tmp_path):
+    folder = prepared(model_dir, tmp_path)
+    with np.load(folder / "weights.npz") as z:
+        model = dict(z)
+    n = 3000  # neurons, so that the result is large: 20 clips x 150 frames x 3000 x 8 B = 72 MB
+    model.update(W=np.zeros((len(model["W"]), n), np.float32), bias=np.zeros(n, np.float32),
+                 width=np.ones(n, np.float32))
+    np.savez(folder / "weights.npz", **model)
+    np.save(folder / "movie.npy", np.zeros((20, 150, 12288), np.uint8))  # 37 MB
+    script = "import predict; predict.main(['movie.npy', 'out.npy']); " \
+        "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])"  # peak, KB
+    done = subprocess.run([sys.executable, "-c", script], cwd=folder, capture_output=True,
+                          text=True, timeout=120)
+    result = np.load(folder / "out.npy", mmap_mode="r")
+    assert result.shape == (20, 150, n)
+    assert int(done.stdout.split()[-1]) * 1024 < result.nbytes + 100e6, done.stdout
+
+
+def test_main_leaves_the_callers_warnings_and_signal_handlers_as_they_were(capsys):
+    filters, handlers = list(warnings.filters), [signal.getsignal(s) for s in (signal.SIGTERM,
+                                                                              signal.SIGHUP)]
+    assert predict.main(["--help"]) == 0
+    assert warnings.filters == filters
+    assert [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)] == handlers
+
+
+@pytest.mark.parametrize("case, problem", [
+    ("read-only weights", "it is read-only"), ("data is weights", "it is also the input"),
+    ("matlab v5", "save -v7.3"), ("hdf5 group", "can't read"), ("link to nothing",
+    "a link to nothing"), ("-m.npy", "./-name"), ("unwritable folder", "no file can be made in"),
+])
+def test_each_refusal_names_its_own_problem(model_dir, tmp_path, case, problem):
+    folder = prepared(model_dir, tmp_path)
+    movie, counts, _ = planted_data(seed=35, segments=4, frames=20)
+    np.savez(folder / "data.npz", movie=movie, counts=counts)
+    args = ["--fit", "data.npz"]
+    if case == "read-only weights":
+        (folder / "weights.npz").chmod(0o444)
+    elif case == "data is weights":
+        args = ["--fit", "weights.npz"]
+        np.savez(folder / "weights.npz", movie=movie, counts=counts)
+    elif case == "matlab v5":
+        (folder / "old.mat").write_bytes(b"MATLAB 5.0 MAT-file, Platform: GLNXA64" + bytes(200))
+        args = ["--fit", "old.mat"]
+    elif case == "hdf5 group":
+        with h5py.File(folder / "group.mat", "w") as f:
+            f.create_group("trainingmovie_mini")
+            f["FRhist_tr"] = counts
+        args = ["--fit", "group.mat"]
+    elif case == "link to nothing":
+        (folder / "out.npy").symlink_to(folder / "missing.npy")
+        args = ["good.npy", "out.npy"]
+    elif case == "-m.npy":
+        args = ["-m.npy", "out.npy"]
+    else:
+        (folder / "locked").mkdir()
+        (folder / "locked").chmod(0o555)
+        args = ["good.npy", "locked/out.npy"]
+        if os.geteuid() == 0:
+            pytest.skip("root may write in any folder")
+    before = {name: open_bytes(folder / name) for name in os.listdir(folder)
+              if (folder / name).is_file()}
+    done = in_folder(folder, *args)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and problem in done.stderr, \
+        done.stderr
+    assert before == {name: open_bytes(folder / name) for name in before}
+
+
+def test_an_output_that_is_a_pipe_is_refused_as_not_a_regular_file(model_dir, tmp_path):
+    folder = prepared(model_dir, tmp_path)
+    done = subprocess.run([sys.executable, "predict.py", "good.npy", "/dev/stdout"], cwd=folder,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert done.returncode == 2 and "/dev/stdout: not a regular file" in done.stderr
