@@ -14,8 +14,7 @@ frames, neurons). In Python: from predict import predict; rates = predict(movie)
 is an array, or the path of a .npy file, which is then read a window of frames at a time.
 An existing OUT.npy must be a NumPy file you may write; it is replaced through a temporary file.
 """
-import contextlib, functools, io, itertools, mmap, os, signal, stat, sys, tempfile, time
-import types, warnings
+import contextlib, functools, itertools, mmap, os, signal, stat, sys, tempfile, time, warnings
 
 import numpy as np
 
@@ -107,13 +106,17 @@ def blur(image, sigma):
     return np.float32(rows / rows.sum(0)).T @ image @ np.float32(columns / columns.sum(0))
 
 
-def lagged(x, windows):
-    """(frames, windows * k) means of x (frames, k) over each window (a, b) of a to b - 1 frames
-    ago."""
-    n = windows[-1][1]
-    total = np.cumsum(np.pad(x, ((n, 0), (0, 0))), 0, float)  # (n + frames, k): sums to each frame
-    ago = lambda lag: total[n - lag:len(total) - lag]  # ... lag frames ago
-    return np.concatenate([(ago(a) - ago(b)) / (b - a) for a, b in windows], -1)
+def past(x, kernels):
+    """(frames, kernels * k): x (frames, k) filtered in time by each kernel, whose j-th weight is
+    that of the frame j frames before."""
+    ago = np.subtract.outer(np.arange(len(x)), np.arange(len(x)))  # (frames, frames); < 0: to come
+    # each kernel as a (frames, frames) matrix; frames to come index the padding's zeros
+    return np.concatenate([np.float32(np.pad(k, (0, len(x)))[ago]) @ x for k in kernels], -1)
+
+
+def box(a, b):
+    """The kernel averaging the frames a to b - 1 frames before."""
+    return np.r_[np.zeros(a), np.ones(b - a) / (b - a)]
 
 
 @functools.cache
@@ -123,21 +126,13 @@ def gabors():
     y, x, row, column = np.mgrid[0:16, 0:32, 0:4, 0:8]  # (16, 32, 4, 8): each block, each centre
     dy, dx = y - 4 * row - 1.5, x - 4 * column - 1.5  # from each centre, in blocks
     filters = []
-    for wave, (sigma, period), angle in itertools.product((np.cos, np.sin), SCALES,
-                                                          np.arange(4) * np.pi / 4):
+    for (sigma, period), angle in itertools.product(SCALES, np.arange(4) * np.pi / 4):
         envelope = np.exp(-(dx**2 + dy**2) / (2 * sigma**2))
-        g = envelope * wave(2 * np.pi * (dx * np.cos(angle) + dy * np.sin(angle)) / period)
-        g -= envelope * g.sum((0, 1)) / envelope.sum((0, 1))  # no answer to a uniform field
-        # of unit absolute sum, rounded so that no subnormal float32 slows the products
-        filters.append(np.float32((g / np.abs(g).sum((0, 1))).round(7)))
-    return np.stack(filters, 2).reshape(512, 512)
-
-
-def causal(x, kernel):
-    """(frames, k) x (frames, k) filtered in time, kernel[j] weighing x of j frames ago."""
-    n = len(kernel)
-    padded = np.pad(x, ((n - 1, 0), (0, 0)))  # (n - 1 + frames, k)
-    return sum(k * padded[n - 1 - j:len(padded) - j] for j, k in enumerate(kernel))
+        g = envelope * np.exp(2j * np.pi * (dx * np.cos(angle) + dy * np.sin(angle)) / period)
+        filters.append(g - envelope * g.sum((0, 1)) / envelope.sum((0, 1)))  # blind to uniform
+    g = np.concatenate([np.real(filters), np.imag(filters)])  # (even, odd filters, 16, 32, 4, 8)
+    g /= abs(g).sum((1, 2), keepdims=True)  # of unit absolute sum, rounded so that no subnormal
+    return np.float32(g.round(7)).transpose(1, 2, 0, 3, 4).reshape(512, 512)  # float32 is slow
 
 
 def motion(f):
@@ -147,7 +142,7 @@ def motion(f):
     t = np.arange(TAPS)
     fast, slow = [t**2 * np.exp(-2 * t / p) / (t**2 * np.exp(-2 * t / p)).sum() for p in PEAKS]
     S = f.reshape(len(f), 512) @ gabors()  # filtered in space once, then twice in time:
-    band, low = [causal(S, np.float32(k)).reshape(len(f), 2, 256) for k in (fast - slow, slow)]
+    band, low = past(S, [fast - slow, slow]).reshape(len(f), 2, 2, 256).transpose(1, 0, 2, 3)
     energy = (band**2 + low**2).sum(1)  # (frames, 8 filters * 4 * 8 centres)
     opponent = 4 * (band[:, 0] * low[:, 1] - band[:, 1] * low[:, 0]) / (NORMAL + energy)
     oriented = energy / (NORMAL + energy.mean(1, keepdims=True))
@@ -161,7 +156,7 @@ def channels(fine):
     c = pool(f)  # (frames, 8, 16): of 8 x 8 pixel blocks
     around = blur(c, SIGMA)  # the mean contrast around each block
     energy = (c - around) ** 2 + pool(f * f) - c * c  # contrast energy: around the block, within
-    energy = lagged(blur(energy, POOL).reshape(len(f), 128), [(0, RECENT)])  # (frames, blocks)
+    energy = past(blur(energy, POOL).reshape(len(f), 128), [box(0, RECENT)])  # (frames, blocks)
     x = (c - SURROUND * around).reshape(len(f), 128) / np.sqrt(GAIN + energy)  # centre - surround
     d = np.diff(x, axis=0, prepend=x[:1])  # change since the last frame, for transient cells
     change = np.abs(np.diff(f, axis=0, prepend=f[:1]))  # (frames, 16, 32), for small objects
@@ -174,7 +169,7 @@ def channels(fine):
 def features(C, axes):
     """(frames, features): principal components of each group of one clip's centred channels C
     (frames, channels), averaged over the group's windows of lags."""
-    return np.concatenate([lagged(C[:, rows] @ axes[rows, cols], lags)
+    return np.concatenate([past(C[:, rows] @ axes[rows, cols], [box(*lag) for lag in lags])
                            for rows, cols, _, lags in GROUPS], -1, dtype=np.float32)
 
 
@@ -397,19 +392,12 @@ def save(path, make, keep, magic):
     name = f".{os.path.basename(target)[:200]}."
     descriptor, tmp = attempt(lambda: tempfile.mkstemp(".tmp", name, folder),
                               f"can't write {path} (no file can be made in {folder})")
-    def write(data):  # all of data, however little each write takes; returns its length
-        data, done = memoryview(data).cast("B"), 0
-        while done < len(data):
-            done += os.write(descriptor, data[done:])
-        return done
+    def write():  # the whole file, so that a full disk fails here, with its own error
+        with open(descriptor, "wb", closefd=False) as file:
+            np.savez_compressed(file, **result) if magic == b"" else np.save(file, result)
     try:
         result = make()
-        if magic == b"":  # the weights, small: zipped in memory
-            zipped = io.BytesIO()
-            np.savez_compressed(zipped, **result)
-        file = types.SimpleNamespace(write=write)  # NumPy writes an array to it in chunks
-        attempt(lambda: write(zipped.getbuffer()) if magic == b"" else np.save(file, result),
-                f"can't write {path}")  # so a full disk fails as such
+        attempt(write, f"can't write {path}")
         umask = os.umask(0o077)  # the umask can only be read by setting it
         os.umask(umask)
         os.chmod(tmp, old.st_mode & 0o7777 if old else 0o666 & ~umask)  # kept, or the umask's

@@ -539,7 +539,7 @@ def test_a_long_clip_is_predicted_in_windows_with_the_result_of_the_whole(fitted
     movie = blocky_movie(np.random.default_rng(16), 1, 230)[0]
     whole = fitted(movie)
     monkeypatch.setattr(predict, "WINDOW", 40)
-    assert np.allclose(fitted(movie), whole, rtol=1e-6, atol=1e-9)  # to float32 precision
+    assert np.allclose(fitted(movie), whole, rtol=1e-5, atol=1e-9)  # to float32 precision
 
 
 def test_a_long_clip_from_a_file_needs_little_memory(model_dir, tmp_path):
