@@ -934,3 +934,11 @@ def test_an_output_that_is_a_pipe_is_refused_as_not_a_regular_file(model_dir, tm
     done = subprocess.run([sys.executable, "predict.py", "good.npy", "/dev/stdout"], cwd=folder,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
     assert done.returncode == 2 and "/dev/stdout: not a regular file" in done.stderr
+
+
+def test_a_folder_where_no_file_can_be_made_is_named(tmp_path, monkeypatch):
+    def denied(*args):  # as for a user without write permission on the folder, even as root
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(predict.tempfile, "mkstemp", denied)
+    with pytest.raises(ValueError, match=f"no file can be made in {tmp_path}\\): Permission denied"):
+        predict.save(tmp_path / "weights.npz", dict, [], b"")
