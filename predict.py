@@ -36,6 +36,8 @@ GROUPS = [(np.s_[0:768], np.s_[0:120], 0.1, LAGS),  # local: ON, OFF, transient,
           (np.s_[1536:1664], np.s_[190:318], 0.15, [(1, 6)])]  # small objects: all components
 PENALTIES, FOLDS = 10.0 ** np.arange(-0.5, 1.1, 0.5), 3  # ridge penalties tried, times X'X's mean
 # diagonal, and cross-validation folds, each a run of whole segments
+REPEAT = 1 / 255  # of the brightest block: clips whose block means differ by less, on average,
+# are repeats (1 grey level in 0-255)
 WIDTHS = 2.0 ** np.arange(-5, 1.1)  # softplus knee widths tried, times each neuron's mean rate
 STEPS = 6  # Fisher scoring steps for each neuron's output gain and offset (converged by then)
 WINDOW, PAST = 200, 27  # frames predicted at a time, and the frames before them that they need
@@ -46,6 +48,11 @@ def check(ok, problem):
     """Nothing; raises ValueError(problem) unless ok."""
     if not ok:
         raise ValueError(problem)
+
+
+def warn(problem):
+    """Nothing; prints the warning on one line of stderr."""
+    print(f"predict.py: warning: {problem}", file=sys.stderr)
 
 
 def attempt(action, problem):
@@ -178,29 +185,37 @@ def read(path):
     repeats (segments, frames, neurons), and its number of repeats (segments,)."""
     file, (movie, counts) = load(path, fitting=True)
     with file:
-        frames = LAGS[-1][1] + 1
-        check(movie.ndim == 3 and movie.shape[2] == 12288 and movie.shape[1] >= frames,
-              f"need a movie (clips, {frames} or more frames, 12288), not {movie.shape}")
+        frames = movie.shape[1] if movie.ndim == 3 else 0
+        check(movie.ndim == 3 and movie.shape[2] == 12288 and frames > LAGS[-1][1], "need a movie "
+              f"(clips, {LAGS[-1][1] + 1} or more frames, 12288), not {movie.shape}")
         check({movie.dtype.kind, counts.dtype.kind} <= set("iuf"),
               f"need real numbers, not a movie of {movie.dtype} and counts of {counts.dtype}")
         check(counts.shape[:-1] == movie.shape[:2] and counts.shape[-1] > 0, "need counts (clips, "
               f"frames, 1 or more neurons) for a movie {movie.shape}, not {counts.shape}")
         counts = np.asarray(counts, np.float64)
         check(((counts >= 0) & (counts < np.inf)).all(), "counts must be finite and >= 0")
-        # (clips, 3 * 64) sums of the picture's rows in three frames: repeats agree on all of them
-        rows = np.hstack([movie[:, t, PICTURE].reshape(-1, 64, 128).sum(2)
-                          for t in (0, movie.shape[1] // 2, -1)])
-        _, first, segment = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+        # (clips, 8 * 16 * 32): the 4 x 4 pixel block means of 8 frames spread over each clip
+        seen = [blocks(np.float32(movie[:, t, PICTURE])) for t in np.linspace(0, frames - 1, 8, dtype=int)]
+        seen = np.stack(seen, 1).reshape(len(counts), 8 * 512)
+        first, segment, tolerance = [], [], REPEAT * seen.max()  # each segment's first clip,
+        for clip, s in enumerate(seen):  # and each clip's segment
+            difference = abs(seen[first] - s).mean(1)  # from each segment's first clip
+            new = not first or difference.min() >= tolerance
+            segment.append(len(first) if new else difference.argmin())
+            if new:
+                first.append(clip)
+        order = np.lexsort(seen[first].T)  # segments in an order of their content, not the file's
+        segment, first = np.argsort(order)[segment], np.array(first)[order]
         check(len(first) > 1, f"need 2 or more distinct clips to cross-validate, not {len(first)}")
         check(counts.any(), "the counts hold no spike")
         C = np.empty((len(first), movie.shape[1], GROUPS[-1][0].stop), np.float32)
+        high = 0
         for row, clip in zip(C, first):  # each distinct clip read once and shrunk at once
             picture = np.float32(movie[clip, :, PICTURE])  # (frames, pixels)
-            grey(picture)
+            high = max(high, grey(picture))
             row[:] = channels(blocks(picture))
-    segment = segment.ravel()
     Y = np.stack([counts[segment == s].mean(0) for s in range(len(first))])
-    return C, Y, np.bincount(segment)
+    return C, Y, np.bincount(segment), high
 
 
 def principal(C):
@@ -265,8 +280,10 @@ def output(z, counts, rate):
 
 def fit(path):
     """Weights fitted to the data at path, after printing their cross-validated accuracy."""
-    C, Y, trials = read(path)
+    C, Y, trials, high = read(path)
     segments, frames = C.shape[:2]
+    repeats = f"{trials.min()}" + (f"-{trials.max()}" if trials.max() > trials.min() else "")
+    print(f"{trials.sum()} clips: {segments} segments x {repeats} repeats")
     mean, axes = principal(C)
     X = np.concatenate([features(c, axes.astype(np.float32)) for c in C])  # (rows, features)
     del C  # the largest array, done with
@@ -281,8 +298,13 @@ def fit(path):
     r = [(v - v.mean(0)) / (v.std(0) + 1e-12) for v in (rates, Y)]  # standardised, per neuron
     gain = (weight * (Y * np.log(rates / rate) - rates + rate)).sum()  # Poisson log-likelihood
     bits = gain / (weight * Y).sum() / np.log(2)
-    print(f"{segments} segments, {min(FOLDS, segments)}-fold cross-validated: cc with trial "
-          f"average {(r[0] * r[1]).mean():.3f}, {bits:.3f} bits/spike")
+    cc = (r[0] * r[1]).mean()
+    print(f"{min(FOLDS, segments)}-fold cross-validated over whole segments: cc with trial average "
+          f"{cc:.3f}, {bits:.3f} bits/spike")
+    if cc < 0.05:
+        warn(f"the fit found little (cross-validated cc {cc:.3f}); its weights predict little")
+    if 0 < high <= 1:
+        warn("grey levels all lie in 0-1, not 0-255")
     # knee(a (X - mx) W + a my + b): the gain and offset folded into W and bias
     return dict(mean=mean, axes=axes, W=W * a, bias=a * my + b - mx @ W * a, width=width)
 
@@ -355,7 +377,7 @@ def predict(movie, w=None):
         z = X[min(start, PAST):] @ w["W"] + w["bias"]  # (frames of this window, neurons)
         rates[clip, start:start + WINDOW] = knee(z, w["width"])
     if 0 < high <= 1:
-        print("predict.py: warning: grey levels all lie in 0-1, not 0-255", file=sys.stderr)
+        warn("grey levels all lie in 0-1, not 0-255")
     return rates if several else rates[0]
 
 

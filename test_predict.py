@@ -942,3 +942,34 @@ def test_a_folder_where_no_file_can_be_made_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(predict.tempfile, "mkstemp", denied)
     with pytest.raises(ValueError, match=f"no file can be made in {tmp_path}\\): Permission denied"):
         predict.save(tmp_path / "weights.npz", dict, [], b"")
+
+
+def fit_output(tmp_path, movie, counts):
+    """(stdout, stderr) of --fit on the movie and counts, which must succeed."""
+    shutil.copy(HERE / "predict.py", tmp_path)
+    np.savez(tmp_path / "data.npz", movie=movie, counts=counts)
+    done = run(tmp_path, "--fit", tmp_path / "data.npz")
+    assert done.returncode == 0 and (tmp_path / "weights.npz").exists(), done.stderr
+    return done.stdout, done.stderr
+
+
+def test_mirrored_clips_are_segments_of_their_own(tmp_path):
+    movie, counts, _ = planted_data(seed=40, segments=4, repeats=2, frames=20)
+    mirrored = movie.reshape(8, 20, 96, 128)[..., ::-1].reshape(8, 20, 12288)
+    stdout, _ = fit_output(tmp_path, np.concatenate([movie, mirrored]), np.concatenate([counts] * 2))
+    assert "16 clips: 8 segments x 2 repeats" in stdout
+
+
+def test_repeats_that_differ_by_a_hundredth_of_a_grey_level_are_one_segment(tmp_path):
+    movie, counts, _ = planted_data(seed=41, segments=4, repeats=3, frames=20)
+    near = movie + np.tile([0.0, 0.01, 0.02], 4)[:, None, None]  # each repeat a little off
+    stdout, _ = fit_output(tmp_path, near, counts)
+    assert "12 clips: 4 segments x 3 repeats" in stdout
+
+
+def test_a_fit_that_finds_little_or_a_0_to_1_movie_warns_and_still_writes(tmp_path):
+    movie, counts, _ = planted_data(seed=43, segments=16, repeats=2, frames=60)
+    noise = np.random.default_rng(43).poisson(0.3, counts.shape)  # counts the movie doesn't drive
+    _, stderr = fit_output(tmp_path, movie / 255.0, noise)
+    lines = stderr.splitlines()
+    assert len(lines) == 2 and "found little" in lines[0] and "0-1" in lines[1], stderr
