@@ -197,8 +197,8 @@ def read(path):
         # (clips, 8 * 16 * 32): the 4 x 4 pixel block means of 8 frames spread over each clip
         seen = [blocks(np.float32(movie[:, t, PICTURE])) for t in np.linspace(0, frames - 1, 8, dtype=int)]
         seen = np.stack(seen, 1).reshape(len(counts), 8 * 512)
-        first, segment, tolerance = [], [], REPEAT * seen.max()  # each segment's first clip,
-        for clip, s in enumerate(seen):  # and each clip's segment
+        first, segment, tolerance = [], [], REPEAT * seen.max(initial=0)  # each segment's first,
+        for clip, s in enumerate(seen):  # clip, and each clip's segment
             difference = abs(seen[first] - s).mean(1)  # from each segment's first clip
             new = not first or difference.min() >= tolerance
             segment.append(len(first) if new else difference.argmin())
