@@ -81,9 +81,16 @@ def load(path, fitting=False):
             return file, data
         data = np.load(path, mmap_mode="r", allow_pickle=False)
         check(isinstance(data, np.ndarray) != fitting, "")  # a movie is an .npy array, data .npz
-        return (data, [data["movie"], data["counts"]]) if fitting else data
+        return (data, [mapped(path, data, "movie"), data["counts"]]) if fitting else data
     except Exception:
         raise ValueError(f"can't read {path}: need {what}") from None
+
+
+def release(array):
+    """Nothing; the pages of a memory-mapped array read so far are let go, so that a large file is
+    read in little memory."""
+    if isinstance(array, np.memmap):
+        array._mmap.madvise(mmap.MADV_DONTNEED)
 
 
 def grey(pixels):
@@ -194,9 +201,13 @@ def read(path):
               f"frames, 1 or more neurons) for a movie {movie.shape}, not {counts.shape}")
         counts = np.asarray(counts, np.float64)
         check(((counts >= 0) & (counts < np.inf)).all(), "counts must be finite and >= 0")
-        # (clips, 8 * 16 * 32): the 4 x 4 pixel block means of 8 frames spread over each clip
-        seen = [blocks(np.float32(movie[:, t, PICTURE])) for t in np.linspace(0, frames - 1, 8, dtype=int)]
-        seen = np.stack(seen, 1).reshape(len(counts), 8 * 512)
+        seen = [np.zeros((0, 8, 16, 32))]  # the 4 x 4 pixel block means of 8 frames of each clip
+        for start in range(0, len(counts), 32):  # 32 clips at a time, letting go of what was read
+            some = [movie[start:start + 32, t, PICTURE] for t in np.linspace(0, frames - 1, 8,
+                                                                              dtype=int)]
+            seen.append(np.stack([blocks(np.float32(frame)) for frame in some], 1))
+            release(movie)
+        seen = np.concatenate(seen).reshape(len(counts), 8 * 512)
         first, segment, tolerance = [], [], REPEAT * seen.max(initial=0)  # each segment's first,
         for clip, s in enumerate(seen):  # clip, and each clip's segment
             difference = abs(seen[first] - s).mean(1)  # from each segment's first clip
@@ -214,6 +225,7 @@ def read(path):
             picture = np.float32(movie[clip, :, PICTURE])  # (frames, pixels)
             high = max(high, grey(picture))
             row[:] = channels(blocks(picture))
+            release(movie)
     Y = np.stack([counts[segment == s].mean(0) for s in range(len(first))])
     return C, Y, np.bincount(segment), high
 
@@ -310,13 +322,26 @@ def fit(path):
 
 
 def header(w, key):
-    """The shape and dtype of w[key], read from the .npy header alone when w is an open .npz."""
+    """The shape, dtype, C order and offset in its .npy file of w[key], read from the .npy header
+    alone when w is an open .npz."""
     if not isinstance(w, np.lib.npyio.NpzFile):
-        return np.shape(w[key]), np.asarray(w[key]).dtype
+        return np.shape(w[key]), np.asarray(w[key]).dtype, True, 0
     with w.zip.open(key + ".npy") as file:  # a header that lies is found out when read below
         version = np.lib.format.read_magic(file)[0]
-        shape, _, dtype = getattr(np.lib.format, f"read_array_header_{min(version, 2)}_0")(file)
-        return shape, dtype
+        shape, fortran, dtype = getattr(np.lib.format, f"read_array_header_{min(version, 2)}_0")(file)
+        return shape, dtype, not fortran, file.tell()
+
+
+def mapped(path, z, key):
+    """z[key] of the open .npz z at path, memory-mapped where it is stored uncompressed in C order,
+    so that it is read a part at a time."""
+    info = z.zip.getinfo(key + ".npy")
+    shape, dtype, c, start = header(z, key)
+    with open(path, "rb") as file:  # its zip header: 30 bytes, then a name and extra bytes
+        file.seek(info.header_offset + 26)
+        start += info.header_offset + 30 + sum(np.frombuffer(file.read(4), "<u2").tolist())
+    stored = info.compress_type == 0 and c and dtype.kind in "iuf"
+    return np.memmap(path, dtype, "r", start, shape) if stored else z[key]
 
 
 def valid(w):
@@ -325,7 +350,7 @@ def valid(w):
     checked first, so that no array of a wrong size is ever read."""
     keys = ("mean", "axes", "W", "bias", "width")  # no others are read
     check(hasattr(w, "keys") and set(keys) <= set(w.keys()), f"need arrays named {keys}")
-    heads = {key: header(w, key) for key in keys}  # (shape, dtype) of each
+    heads = {key: header(w, key)[:2] for key in keys}  # (shape, dtype) of each
     neurons = heads["bias"][0][:1]  # (neurons,), or () when bias is not a vector
     features = sum(len(lags) * (cols.stop - cols.start) for _, cols, _, lags in GROUPS)
     inputs, components = GROUPS[-1][0].stop, GROUPS[-1][1].stop
@@ -369,8 +394,7 @@ def predict(movie, w=None):
         part = part.reshape(len(part), 12288)  # (frames, pixels)
         high = max(high, grey(part[:, :2048]), grey(part[:, 10240:]))  # the letterbox
         part = np.float32(part[:, PICTURE])  # the picture, in memory
-        if path:  # the pages of the file read so far are let go, so a long movie needs little
-            given._mmap.madvise(mmap.MADV_DONTNEED)
+        release(given)
         high = max(high, grey(part))
         C = channels(blocks(part)) - w["mean"]  # (frames, channels)
         X = features(C, w["axes"])  # (frames, features)

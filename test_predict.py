@@ -973,3 +973,16 @@ def test_a_fit_that_finds_little_or_a_0_to_1_movie_warns_and_still_writes(tmp_pa
     _, stderr = fit_output(tmp_path, movie / 255.0, noise)
     lines = stderr.splitlines()
     assert len(lines) == 2 and "found little" in lines[0] and "0-1" in lines[1], stderr
+
+
+def test_fit_from_an_npz_reads_the_movie_a_part_at_a_time(tmp_path):
+    rng = np.random.default_rng(44)
+    movie = rng.integers(0, 256, (10, 150, 12288), np.uint8).repeat(6, 0)  # 111 MB
+    np.savez(tmp_path / "data.npz", movie=movie, counts=rng.poisson(0.2, (60, 150, 2)))
+    shutil.copy(HERE / "predict.py", tmp_path)
+    script = "import predict; predict.main(['--fit', 'data.npz']); " \
+        "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])"  # peak, KB
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert "60 clips: 10 segments x 6 repeats" in done.stdout
+    assert int(done.stdout.split()[-1]) < 100_000, done.stdout  # never the whole movie at once
