@@ -496,4 +496,7 @@ if __name__ == "__main__":
             signal.signal(kind, signal.default_int_handler)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # output into a closed pipe ends quietly
     sys.stdout.reconfigure(errors="backslashreplace")  # any output name can be reported
-    sys.exit(main(sys.argv[1:]))
+    status = main(sys.argv[1:])
+    if status == 1:  # a report stdout can't take is let go, so that exiting adds nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(status)
