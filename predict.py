@@ -187,36 +187,48 @@ def features(C, axes):
                            for rows, cols, _, lags in GROUPS], -1, dtype=np.float32)
 
 
+def fingerprints(movie):
+    """(clips, 8 * 16 * 32) the 4 x 4 pixel block means of 8 frames spread over each clip of movie
+    (clips, frames, 12288), read 32 clips at a time."""
+    seen = [np.zeros((0, 8, 16, 32))]
+    for start in range(0, len(movie), 32):
+        frames = np.linspace(0, movie.shape[1] - 1, 8, dtype=int)
+        seen.append(np.stack([blocks(np.float32(movie[start:start + 32, t, PICTURE]))
+                              for t in frames], 1))  # (32 clips, 8 frames, 16, 32)
+        release(movie)
+    return np.concatenate(seen).reshape(len(movie), 8 * 512)
+
+
+def segments(seen):
+    """Each clip's segment and each segment's first clip, for the clips' fingerprints seen: a clip
+    repeats the segment whose first clip's fingerprint differs from its own by less than REPEAT of
+    the brightest block, on average. Segments are ordered by content, not by place in the file."""
+    first, segment, tolerance = [], [], REPEAT * seen.max(initial=0)
+    for clip, s in enumerate(seen):
+        difference = abs(seen[first] - s).mean(1)  # from each segment's first clip
+        new = not first or difference.min() >= tolerance
+        segment.append(len(first) if new else difference.argmin())
+        if new:
+            first.append(clip)
+    order = np.lexsort(seen[first].T)
+    return np.argsort(order)[segment], np.array(first, int)[order]
+
+
 def read(path):
     """Each distinct clip's channels (segments, frames, channels), its counts averaged over its
-    repeats (segments, frames, neurons), and its number of repeats (segments,)."""
+    repeats (segments, frames, neurons), its number of repeats (segments,), and the movie's
+    brightest grey level."""
     file, (movie, counts) = load(path, fitting=True)
     with file:
-        frames = movie.shape[1] if movie.ndim == 3 else 0
-        check(movie.ndim == 3 and movie.shape[2] == 12288 and frames > LAGS[-1][1], "need a movie "
-              f"(clips, {LAGS[-1][1] + 1} or more frames, 12288), not {movie.shape}")
+        check(movie.ndim == 3 and movie.shape[2] == 12288 and movie.shape[1] > LAGS[-1][1],
+              f"need a movie (clips, {LAGS[-1][1] + 1} or more frames, 12288), not {movie.shape}")
         check({movie.dtype.kind, counts.dtype.kind} <= set("iuf"),
               f"need real numbers, not a movie of {movie.dtype} and counts of {counts.dtype}")
         check(counts.shape[:-1] == movie.shape[:2] and counts.shape[-1] > 0, "need counts (clips, "
               f"frames, 1 or more neurons) for a movie {movie.shape}, not {counts.shape}")
         counts = np.asarray(counts, np.float64)
         check(((counts >= 0) & (counts < np.inf)).all(), "counts must be finite and >= 0")
-        seen = [np.zeros((0, 8, 16, 32))]  # the 4 x 4 pixel block means of 8 frames of each clip
-        for start in range(0, len(counts), 32):  # 32 clips at a time, letting go of what was read
-            some = [movie[start:start + 32, t, PICTURE] for t in np.linspace(0, frames - 1, 8,
-                                                                              dtype=int)]
-            seen.append(np.stack([blocks(np.float32(frame)) for frame in some], 1))
-            release(movie)
-        seen = np.concatenate(seen).reshape(len(counts), 8 * 512)
-        first, segment, tolerance = [], [], REPEAT * seen.max(initial=0)  # each segment's first,
-        for clip, s in enumerate(seen):  # clip, and each clip's segment
-            difference = abs(seen[first] - s).mean(1)  # from each segment's first clip
-            new = not first or difference.min() >= tolerance
-            segment.append(len(first) if new else difference.argmin())
-            if new:
-                first.append(clip)
-        order = np.lexsort(seen[first].T)  # segments in an order of their content, not the file's
-        segment, first = np.argsort(order)[segment], np.array(first)[order]
+        segment, first = segments(fingerprints(movie))
         check(len(first) > 1, f"need 2 or more distinct clips to cross-validate, not {len(first)}")
         check(counts.any(), "the counts hold no spike")
         C = np.empty((len(first), movie.shape[1], GROUPS[-1][0].stop), np.float32)
