@@ -33,7 +33,8 @@ LAGS = [(1, 3), (3, 5), (5, 8), (8, 13)]  # windows of past frames averaged, 33-
 GROUPS = [(np.s_[0:768], np.s_[0:120], 0.1, LAGS),  # local: ON, OFF, transient, energy
           (np.s_[768:1024], np.s_[120:150], 0.04, LAGS),  # oriented energy
           (np.s_[1024:1536], np.s_[150:190], 0.04, LAGS),  # motion energy
-          (np.s_[1536:1664], np.s_[190:318], 0.15, [(1, 6)])]  # small objects: all components
+          (np.s_[1536:1664], np.s_[190:318], 0.15, [(1, 6)]),  # small objects: all components
+          (np.s_[1664:1696], np.s_[318:350], 0.1, [(k, k + 1) for k in range(1, 5)])]  # plain
 PENALTIES, FOLDS = 10.0 ** np.arange(-0.5, 1.1, 0.5), 3  # ridge penalties tried, times X'X's mean
 # diagonal, and cross-validation folds, each a run of whole segments
 REPEAT = 1 / 255  # of the brightest block: clips whose block means differ by less, on average,
@@ -164,8 +165,8 @@ def motion(f):
 
 
 def channels(fine):
-    """(frames, 768 + 768 + 128) local, oriented and motion, and small-object channels of one
-    clip's (frames, 16, 32) 4 x 4 pixel block means."""
+    """(frames, 768 + 768 + 128 + 32) local, oriented and motion, small-object and plain channels
+    of one clip's (frames, 16, 32) 4 x 4 pixel block means."""
     f = (fine / 127.5 - 1).astype(np.float32)  # contrast of 4 x 4 pixel blocks
     c = pool(f)  # (frames, 8, 16): of 8 x 8 pixel blocks
     around = blur(c, SIGMA)  # the mean contrast around each block
@@ -177,7 +178,8 @@ def channels(fine):
     around = blur(change, AROUND)  # the change around each 4 x 4 pixel block
     small = pool(np.maximum(change - around, 0) / (SMALL + around))  # (frames, 8, 16)
     local = np.maximum([x, -x, d, -d], 0)  # (4, frames, blocks): ON, OFF and transient
-    return np.concatenate([*local, x * x, d * d, motion(f), small.reshape(-1, 128)], -1)
+    plain = pool(c).reshape(-1, 32)  # contrast of 16 x 16 pixel blocks, for noise stimuli
+    return np.concatenate([*local, x * x, d * d, motion(f), small.reshape(-1, 128), plain], -1)
 
 
 def features(C, axes):

@@ -13,7 +13,7 @@ is printed per kind (1 is perfect):
 Each kind has 6 neurons: ON and OFF, driven by the mean contrast of a square of 8, 16 or 32 px at
 a random place, 1 to 4 frames late, at 0.5 exp(0.8 z) spikes per bin, z the drive over its
 standard deviation, with Poisson counts. Data: 30 segments x 3 repeats x 150 frames, 10 new
-segments to score (--small: 12 x 2 x 60 and 4, a quick check of the pipeline, as in the tests).
+segments to score (--small: 16 x 2 x 80 and 4, as in the tests).
 """
 import argparse
 import os
@@ -97,7 +97,7 @@ def main():
     parser.add_argument("--small", action="store_true", help="a quick check of the pipeline")
     parser.add_argument("--seed", type=int, default=2017)
     args = parser.parse_args()
-    size = (12, 2, 60, 4) if args.small else (30, 3, 150, 10)
+    size = (16, 2, 80, 4) if args.small else (30, 3, 150, 10)
     for kind in KINDS:
         print(f"{kind:8s} cc with the true rate {trial(kind, args.seed, *size):.3f}", flush=True)
 
