@@ -342,7 +342,8 @@ def header(w, key):
         return np.shape(w[key]), np.asarray(w[key]).dtype, True, 0
     with w.zip.open(key + ".npy") as file:  # a header that lies is found out when read below
         version = np.lib.format.read_magic(file)[0]
-        shape, fortran, dtype = getattr(np.lib.format, f"read_array_header_{min(version, 2)}_0")(file)
+        read = getattr(np.lib.format, f"read_array_header_{min(version, 2)}_0")  # 3.0 reads as 2.0
+        shape, fortran, dtype = read(file)
         return shape, dtype, not fortran, file.tell()
 
 
