@@ -146,8 +146,9 @@ def gabors():
         g = envelope * np.exp(2j * np.pi * (dx * np.cos(angle) + dy * np.sin(angle)) / period)
         filters.append(g - envelope * g.sum((0, 1)) / envelope.sum((0, 1)))  # blind to uniform
     g = np.concatenate([np.real(filters), np.imag(filters)])  # (even, odd filters, 16, 32, 4, 8)
-    g /= abs(g).sum((1, 2), keepdims=True)  # of unit absolute sum, rounded so that no subnormal
-    return np.float32(g.round(7)).transpose(1, 2, 0, 3, 4).reshape(512, 512)  # float32 is slow
+    g /= abs(g).sum((1, 2), keepdims=True)  # of unit absolute sum
+    # rounded, so that no subnormal float32 slows the products; (16 * 32, 2 * 8 * 4 * 8)
+    return np.float32(g.round(7)).transpose(1, 2, 0, 3, 4).reshape(512, 512)
 
 
 def motion(f):
@@ -262,8 +263,8 @@ def ridge(X, Y, frames):
     """Ridge weights (features, neurons) of centred Y (rows, neurons) on centred X (rows, features),
     each neuron's penalty chosen by cross-validation over runs of whole segments of frames rows,
     and the chosen penalties' out-of-fold predictions (rows, neurons)."""
-    segments = len(X) // frames
-    bounds = np.linspace(0, segments, min(FOLDS, segments) + 1).astype(int) * frames
+    runs = len(X) // frames  # of segments
+    bounds = np.linspace(0, runs, min(FOLDS, runs) + 1).astype(int) * frames
     folds = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
     XX = [(X[f].T @ X[f]).astype(float) for f in folds]  # each fold's share of X'X, in float32
     XY = [X[f].T @ Y[f] for f in folds]  # ... and of X'Y
@@ -297,8 +298,8 @@ def output(z, counts, rate):
         rates = knee(a * z + b, width)
         slope = -np.expm1(0.25 - rates / width)  # d rates / d (a z + b) = 1 - exp(-softplus)
         J = np.stack([slope * z, slope])  # (2, rows, neurons): d rates / d (a, b)
-        H = np.einsum("irn,jrn->nij", J / rates, J, dtype=float) + 1e-9 * np.eye(2)  # (neurons,
-        gradient = ((1 - counts / rates) * J).sum(1, float).T  # 2, 2) and (neurons, 2)
+        H = np.einsum("irn,jrn->nij", J / rates, J, dtype=float) + 1e-9 * np.eye(2)  # (n, 2, 2)
+        gradient = ((1 - counts / rates) * J).sum(1, float).T  # (neurons, 2), in float64
         step = np.float32(np.linalg.solve(H, gradient[..., None])[..., 0])
         a, b = a - step[:, 0], b - step[:, 1]
     return width, a, b
