@@ -448,8 +448,9 @@ def save(path, make, keep, magic):
         check(old.st_mode & 0o222 and os.access(target, os.W_OK), f"{problem}: it is read-only")
         check(np.fromfile(target, np.uint8, len(magic)).tobytes() == magic,
               f"{problem}: it is not a NumPy file, and would be lost")
-        check(old.st_uid in (os.geteuid(), os.stat(folder).st_uid) or not shared(folder) or
-              os.geteuid() == 0, f"{problem}: another user's file in a shared folder")
+        sticky = os.stat(folder).st_mode & stat.S_ISVTX  # where only a file's owner may replace it
+        check(not sticky or os.geteuid() in (0, old.st_uid, os.stat(folder).st_uid),
+              f"{problem}: another user's file in a sticky folder")
     # the temporary, named after the output and readable by us alone, made before any work
     name = f".{os.path.basename(target)[:200]}."
     descriptor, tmp = attempt(lambda: tempfile.mkstemp(".tmp", name, folder),

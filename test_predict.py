@@ -819,11 +819,10 @@ def test_another_users_file_in_a_shared_sticky_folder_is_refused_before_any_work
     shared.chmod(0o1777)  # like /tmp
     np.save(shared / "out.npy", np.arange(3))
     (shared / "out.npy").chmod(0o666)
-    if os.geteuid() == 0:  # the kernel lets root replace it: be a user, as far as save sees
-        os.chown(shared / "out.npy", 65534, 65534)
-        monkeypatch.setattr(predict.os, "geteuid", lambda: 1000)
-    work = []
-    with pytest.raises(ValueError, match="out.npy: another user's file in a shared folder"):
+    if os.geteuid() == 0:  # the kernel lets root replace it: be another user, as far as save sees
+        monkeypatch.setattr(predict.os, "geteuid", lambda: 65534)
+    work = []  # the file and the folder are one owner's, the folder sticky: only they may replace it
+    with pytest.raises(ValueError, match="out.npy: another user's file in a sticky folder"):
         predict.save(shared / "out.npy", lambda: work.append(1), [], b"\x93NUMPY")
     assert work == [] and np.array_equal(np.load(shared / "out.npy"), np.arange(3))
 
