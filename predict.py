@@ -1,7 +1,7 @@
 """Predict mouse superior colliculus spikes from a movie: contrast-normalised ON/OFF, transient and
-energy channels, orientation, motion-energy and small-object channels of block-averaged frames,
-time-lagged PCA features of each group, closed-form ridge regression and a softplus output whose
-gain and offset are fitted by Poisson likelihood.
+energy channels, orientation, motion-energy, small-object and plain channels of block-averaged
+frames, time-lagged PCA features of each group, closed-form ridge regression and a softplus output
+whose gain and offset are fitted by Poisson likelihood.
 
     python predict.py MOVIE.npy OUT.npy   # predict with the weights.npz beside this file
     python predict.py --fit [DATA]        # refit weights.npz and print its cross-validated accuracy
@@ -10,8 +10,9 @@ MOVIE.npy holds grey levels 0-255 as (frames, 12288) or (clips, frames, 12288), 
 frames; OUT.npy gets float64 expected spikes per 33 ms bin, (frames, neurons) or (clips, frames,
 neurons). DATA is the competition's SCNeuronModelCompetition.mat (the default; keys
 trainingmovie_mini and FRhist_tr) or an .npz holding movie (clips, frames, 12288) and counts (clips,
-frames, neurons). In Python: from predict import predict; rates = predict(movie), where the movie
-is an array, or the path of a .npy file, which is then read a window of frames at a time.
+frames, neurons); --fit prints the segments and repeats it found. In Python: from predict import
+predict; rates = predict(movie), where the movie is an array, or the path of a .npy file, which is
+then mapped once and read a window of frames at a time.
 An existing OUT.npy must be a NumPy file you may write; it is replaced through a temporary file.
 """
 import contextlib, functools, itertools, mmap, os, signal, stat, sys, tempfile, time, warnings
