@@ -996,3 +996,11 @@ def test_planted_neurons_are_learned_from_every_kind_of_movie():
     # white, block and sparse noise gave 0.016, 0.126 and 0.255 before the plain group
     for kind, least in [("white", 0.25), ("block", 0.5), ("sparse", 0.5)]:
         assert planted["trial"](kind, 2017, 16, 2, 80, 4) > least, kind
+
+
+def test_a_callers_memory_map_keeps_its_changes(fitted, tmp_path):
+    np.save(tmp_path / "movie.npy", np.zeros((1, 20, 12288), np.uint8))
+    movie = np.load(tmp_path / "movie.npy", mmap_mode="c")  # copy-on-write: changes in memory only
+    movie[0, :, 5000] = 200
+    fitted(movie)
+    assert (movie[0, :, 5000] == 200).all()
