@@ -1,49 +1,61 @@
-"""Predict mouse superior colliculus spikes from a movie: contrast-normalised ON/OFF, transient and
-energy channels, orientation, motion-energy, small-object and plain channels of block-averaged
-frames, time-lagged PCA features of each group, closed-form ridge regression and a softplus output
-whose gain and offset are fitted by Poisson likelihood.
+"""Predict mouse superior colliculus spikes from a movie: ON/OFF, transient and energy
+channels under contrast gain control, oriented, motion, small-object and plain channels of
+block-averaged frames, time-lagged principal components of each group, closed-form ridge
+regression and a softplus output whose gain and offset are fitted by Poisson likelihood.
 
     python predict.py MOVIE.npy OUT.npy   # predict with the weights.npz beside this file
-    python predict.py --fit [DATA]        # refit weights.npz and print its cross-validated accuracy
+    python predict.py --fit [DATA]        # refit weights.npz: what it found, how well
 
-MOVIE.npy holds grey levels 0-255 as (frames, 12288) or (clips, frames, 12288), or with 96 x 128
-frames; OUT.npy gets float64 expected spikes per 33 ms bin, (frames, neurons) or (clips, frames,
-neurons). DATA is the competition's SCNeuronModelCompetition.mat (the default; keys
-trainingmovie_mini and FRhist_tr) or an .npz holding movie (clips, frames, 12288) and counts (clips,
-frames, neurons); --fit prints the segments and repeats it found. In Python: from predict import
-predict; rates = predict(movie), where the movie is an array, or the path of a .npy file, which is
-then mapped once and read a window of frames at a time.
-An existing OUT.npy must be a NumPy file you may write; it is replaced through a temporary file.
+MOVIE.npy: grey levels 0-255, (frames, 12288) or (clips, frames, 12288), or 96 x 128
+frames. OUT.npy: float64 expected spikes per 33 ms bin, (frames, neurons) or (clips,
+frames, neurons); an existing one must be a NumPy file one may write, and is replaced
+through a temporary file. DATA: the competition's SCNeuronModelCompetition.mat (the
+default; trainingmovie_mini and FRhist_tr) or an .npz of movie (clips, frames, 12288) and
+counts (clips, frames, neurons). In Python: from predict import predict; rates =
+predict(movie), for an array or the path of a .npy file, which is then mapped once and
+read a window of frames at a time.
 """
-import contextlib, functools, itertools, mmap, os, signal, stat, sys, tempfile, time, warnings
+import contextlib, functools, itertools, mmap, os, signal, stat, sys, tempfile, time
+import warnings
 
 import numpy as np
 
-PICTURE = slice(2048, 10240)  # pixels of rows 16-79 (4 px block rows 4-19); the rest is letterbox
-SURROUND, SIGMA = 0.8, 1.0  # weight and width (8 px blocks) of the Gaussian surround, as in retina
-GAIN, POOL, RECENT = 0.1, 2.0, 5  # contrast gain control: divide by sqrt(0.1 + the contrast energy
-# over a Gaussian of 2 blocks (16 px) and the last 5 frames (170 ms)), as the retina adapts
-SMALL, AROUND = 0.02, 4.0  # small objects: change over 0.02 + the change in a Gaussian of 4 blocks
-# of 4 px (16 px) around, as in the SC's size-tuned cells
-SCALES = [(1.5, 4.0), (2.5, 8.0)]  # Gabor sigma and period, 4 px blocks: 6 and 16 px, 10 and 32 px
-PEAKS, TAPS, NORMAL = (2.5, 4.5), 15, 0.03  # frames to the peaks of the fast and slow lobes of the
-# motion-energy filters, their length in frames, and the constant of their energy's divisor
-LAGS = [(1, 3), (3, 5), (5, 8), (8, 13)]  # windows of past frames averaged, 33-400 ms; spikes lag
-# the groups of channels: their channels, principal components kept, the RMS these are scaled to
-# (which sets the group's ridge penalty) and their windows of lags
+# pixels of rows 16-79 (4 px block rows 4-19); the rest is letterbox
+PICTURE = slice(2048, 10240)
+SURROUND, SIGMA = 0.8, 1.0  # weight and width (8 px blocks) of the surround, as in retina
+# contrast gain control, as the retina adapts: divide by sqrt(0.1 + the contrast energy
+# over a Gaussian of 2 blocks (16 px) and the last 5 frames (170 ms))
+GAIN, POOL, RECENT = 0.1, 2.0, 5
+# small objects, as in the SC's size-tuned cells: the change over 0.02 + the change in a
+# Gaussian of 4 blocks of 4 px (16 px) around
+SMALL, AROUND = 0.02, 4.0
+SCALES = [(1.5, 4.0), (2.5, 8.0)]  # Gabor sigma and period in 4 px blocks: 6, 16; 10, 32 px
+# the motion filters: frames to the peaks of their fast and slow lobes, their length in
+# frames, and the constant of their energy's divisor
+PEAKS, TAPS, NORMAL = (2.5, 4.5), 15, 0.03
+LAGS = [(1, 3), (3, 5), (5, 8), (8, 13)]  # windows of past frames averaged, 33-400 ms
+SINGLE = [(1, 2), (2, 3), (3, 4), (4, 5)]  # single past frames, 33-133 ms, for noise
+# the groups of channels: their channels, principal components kept, the RMS these are
+# scaled to (which sets the group's ridge penalty) and their windows of lags
 GROUPS = [(np.s_[0:768], np.s_[0:120], 0.1, LAGS),  # local: ON, OFF, transient, energy
           (np.s_[768:1024], np.s_[120:150], 0.04, LAGS),  # oriented energy
           (np.s_[1024:1536], np.s_[150:190], 0.04, LAGS),  # motion energy
-          (np.s_[1536:1664], np.s_[190:318], 0.15, [(1, 6)]),  # small objects: all components
-          (np.s_[1664:1696], np.s_[318:350], 0.1, [(k, k + 1) for k in range(1, 5)])]  # plain
-PENALTIES, FOLDS = 10.0 ** np.arange(-0.5, 1.1, 0.5), 3  # ridge penalties tried, times X'X's mean
-# diagonal, and cross-validation folds, each a run of whole segments
-REPEAT = 1 / 255  # of the brightest block: clips whose block means differ by less, on average,
-# are repeats (1 grey level in 0-255)
-WIDTHS = 2.0 ** np.arange(-5, 1.1)  # softplus knee widths tried, times each neuron's mean rate
-STEPS = 6  # Fisher scoring steps for each neuron's output gain and offset (converged by then)
-WINDOW, PAST = 200, 27  # frames predicted at a time, and the frames before them that they need
+          (np.s_[1536:1664], np.s_[190:318], 0.15, [(1, 6)]),  # small objects
+          (np.s_[1664:1696], np.s_[318:350], 0.1, SINGLE)]  # plain block contrast
+CHANNELS, COMPONENTS = 1696, 350
+FEATURES = sum(len(lags) * (cols.stop - cols.start) for _, cols, _, lags in GROUPS)
+# ridge penalties tried, times X'X's mean diagonal, and cross-validation folds, each a run
+# of whole segments
+PENALTIES, FOLDS = 10.0 ** np.arange(-0.5, 1.1, 0.5), 3
+# of the brightest block: clips whose block means differ by less, root mean square, are
+# repeats (1 grey level in 0-255)
+REPEAT = 1 / 255
+WIDTHS = 2.0 ** np.arange(-5, 1.1)  # softplus knee widths tried, times the mean rate
+STEPS = 6  # Fisher scoring steps for the output gain and offset (converged by then)
+WINDOW, PAST = 200, 27  # frames predicted at a time, and the frames before them they need
 WEIGHTS = os.path.join(os.path.dirname(os.path.realpath(__file__)), "weights.npz")
+DATA = "SCNeuronModelCompetition.mat (MATLAB v7.3, HDF5: save -v7.3) or an .npz of movie " \
+    "and counts"
 
 
 def check(ok, problem):
@@ -66,15 +78,14 @@ def attempt(action, problem):
 
 
 def load(path, fitting=False):
-    """The movie in the .npy file at path, memory-mapped; when fitting, the open .npz file or the
-    competition's .mat (HDF5) file at path and its [movie, counts]."""
-    what = ("the competition's SCNeuronModelCompetition.mat (MATLAB v7.3, which is HDF5: MATLAB's "
-            "save -v7.3 makes one), or give --fit DATA.npz holding movie and counts") if fitting \
-        else "a .npy movie of grey levels"
-    found = "is not a regular file" if os.path.exists(path) else "not found"  # a FIFO would hang
-    check(os.path.isfile(path), f"{path} {found}: need {what}")
+    """The movie in the .npy file at path, memory-mapped; when fitting, the open .npz or
+    HDF5 file at path and its [movie, counts]."""
+    what = DATA if fitting else "a .npy movie of grey levels"
+    found = "is not a regular file" if os.path.exists(path) else "not found"
+    check(os.path.isfile(path), f"{path} {found}: need {what}")  # a FIFO would hang
     check(os.access(path, os.R_OK), f"can't read {path}: permission denied")
-    try:  # an empty, truncated or text file, an impossible header, Python objects or a missing key
+    # an empty, truncated or text file, a bad header, Python objects or a missing key
+    try:
         if fitting and not os.fspath(path).lower().endswith(".npz"):
             import h5py
             file = h5py.File(path, "r")
@@ -82,15 +93,14 @@ def load(path, fitting=False):
             check(all(isinstance(d, h5py.Dataset) for d in data), "")  # not a group
             return file, data
         data = np.load(path, mmap_mode="r", allow_pickle=False)
-        check(isinstance(data, np.ndarray) != fitting, "")  # a movie is an .npy array, data .npz
+        check(isinstance(data, np.ndarray) != fitting, "")  # a movie is .npy, data .npz
         return (data, [mapped(path, data, "movie"), data["counts"]]) if fitting else data
     except Exception:
         raise ValueError(f"can't read {path}: need {what}") from None
 
 
 def release(array):
-    """Nothing; the pages of a memory-mapped array read so far are let go, so that a large file is
-    read in little memory."""
+    """Nothing; the pages of a memory-mapped array read so far are let go."""
     if isinstance(array, np.memmap):
         array._mmap.madvise(mmap.MADV_DONTNEED)
 
@@ -103,7 +113,7 @@ def grey(pixels):
 
 
 def pool(image):
-    """(frames, rows / 2, columns / 2) float32 means of 2 x 2 neighbours in (frames, rows, cols)."""
+    """(frames, rows / 2, columns / 2) float32 means of 2 x 2 neighbours in image."""
     rows = np.add(image[:, ::2], image[:, 1::2], dtype=np.float32)
     return (rows[..., ::2] + rows[..., 1::2]) / 4
 
@@ -111,23 +121,24 @@ def pool(image):
 def blocks(picture):
     """(frames, 16, 32) means of 4 x 4 pixel blocks of (frames, 8192) picture grey levels."""
     rows = picture.reshape(-1, 4, 128).sum(1)  # (frames * 16, 128): sums of 4 pixel rows
-    columns = np.repeat(np.eye(32, dtype=rows.dtype), 4, 0) / 16  # (128, 32): 4 columns each
+    columns = np.repeat(np.eye(32, dtype=rows.dtype), 4, 0) / 16  # (128, 32): 4 each
     return (rows @ columns).reshape(len(picture), 16, 32)
 
 
 def blur(image, sigma):
-    """(frames, rows, columns) weighted means over a Gaussian of sigma blocks around each block."""
+    """(frames, rows, columns) means over a Gaussian of sigma blocks around each block."""
     rows, columns = [np.exp(-0.5 * (np.arange(n)[:, None] - np.arange(n)) ** 2 / sigma**2)
                      for n in image.shape[1:]]  # (n, n) weights
     return np.float32(rows / rows.sum(0)).T @ image @ np.float32(columns / columns.sum(0))
 
 
 def past(x, kernels):
-    """(frames, kernels * k): x (frames, k) filtered in time by each kernel, whose j-th weight is
-    that of the frame j frames before."""
-    ago = np.subtract.outer(np.arange(len(x)), np.arange(len(x)))  # (frames, frames); < 0: to come
-    # each kernel as a (frames, frames) matrix; frames to come index the padding's zeros
-    return np.concatenate([np.float32(np.pad(k, (0, len(x)))[ago]) @ x for k in kernels], -1)
+    """(frames, kernels * k): x (frames, k) filtered in time by each kernel, whose j-th
+    weight is that of the frame j frames before."""
+    ago = np.subtract.outer(np.arange(len(x)), np.arange(len(x)))  # (frames, frames)
+    # each kernel as a (frames, frames) matrix; frames to come (ago < 0) index zeros
+    filters = [np.float32(np.pad(k, (0, len(x)))[ago]) for k in kernels]
+    return np.concatenate([F @ x for F in filters], -1)
 
 
 def box(a, b):
@@ -137,106 +148,106 @@ def box(a, b):
 
 @functools.cache
 def gabors():
-    """(512, 2 * 8 * 32) float32 Gabor filters over the 16 x 32 blocks of 4 x 4 pixels, even then
-    odd, at 2 scales and 4 orientations, centred on each 16 x 16 pixel block."""
-    y, x, row, column = np.mgrid[0:16, 0:32, 0:4, 0:8]  # (16, 32, 4, 8): each block, each centre
+    """(512, 2 * 8 * 32) float32 Gabor filters over the 16 x 32 blocks of 4 x 4 pixels,
+    even then odd, at 2 scales and 4 orientations, centred on each 16 x 16 pixel block."""
+    y, x, row, column = np.mgrid[0:16, 0:32, 0:4, 0:8]  # each block, each centre
     dy, dx = y - 4 * row - 1.5, x - 4 * column - 1.5  # from each centre, in blocks
     filters = []
     for (sigma, period), angle in itertools.product(SCALES, np.arange(4) * np.pi / 4):
         envelope = np.exp(-(dx**2 + dy**2) / (2 * sigma**2))
-        g = envelope * np.exp(2j * np.pi * (dx * np.cos(angle) + dy * np.sin(angle)) / period)
-        filters.append(g - envelope * g.sum((0, 1)) / envelope.sum((0, 1)))  # blind to uniform
-    g = np.concatenate([np.real(filters), np.imag(filters)])  # (even, odd filters, 16, 32, 4, 8)
+        wave = np.exp(2j * np.pi * (dx * np.cos(angle) + dy * np.sin(angle)) / period)
+        g = envelope * wave
+        # less the envelope's share of its sum, so that it is blind to uniform light
+        filters.append(g - envelope * g.sum((0, 1)) / envelope.sum((0, 1)))
+    g = np.concatenate([np.real(filters), np.imag(filters)])  # (16, 16, 32, 4, 8)
     g /= abs(g).sum((1, 2), keepdims=True)  # of unit absolute sum
-    # rounded, so that no subnormal float32 slows the products; (16 * 32, 2 * 8 * 4 * 8)
+    # rounded, so that no subnormal float32 slows the products; (16 * 32, 16 * 4 * 8)
     return np.float32(g.round(7)).transpose(1, 2, 0, 3, 4).reshape(512, 512)
 
 
 def motion(f):
-    """(frames, 256 + 2 * 256) oriented energy over the frame's mean, and opponent motion energy
-    rectified in both signs, of (frames, 16, 32) contrast: Adelson & Bergen's (1985) quadrature
-    pairs in space and time."""
+    """(frames, 256 + 2 * 256) oriented energy over the frame's mean, and opponent motion
+    energy rectified in both signs, of (frames, 16, 32) contrast f: Adelson & Bergen's
+    (1985) quadrature pairs in space and time."""
     t = np.arange(TAPS)
     fast, slow = [t**2 * np.exp(-2 * t / p) / (t**2 * np.exp(-2 * t / p)).sum() for p in PEAKS]
-    S = f.reshape(len(f), 512) @ gabors()  # filtered in space once, then twice in time:
-    band, low = past(S, [fast - slow, slow]).reshape(len(f), 2, 2, 256).transpose(1, 0, 2, 3)
-    energy = (band**2 + low**2).sum(1)  # (frames, 8 filters * 4 * 8 centres)
+    S = f.reshape(len(f), 512) @ gabors()  # filtered in space once, then twice in time
+    # (band-pass, low-pass; frames; even, odd; 8 filters * 4 * 8 centres)
+    band, low = past(S, [fast - slow, slow]).reshape(len(f), 2, 2, 256).swapaxes(0, 1)
+    energy = (band**2 + low**2).sum(1)
     opponent = 4 * (band[:, 0] * low[:, 1] - band[:, 1] * low[:, 0]) / (NORMAL + energy)
     oriented = energy / (NORMAL + energy.mean(1, keepdims=True))
     return np.concatenate([oriented, np.maximum(opponent, 0), np.maximum(-opponent, 0)], -1)
 
 
 def channels(fine):
-    """(frames, 768 + 768 + 128 + 32) local, oriented and motion, small-object and plain channels
-    of one clip's (frames, 16, 32) 4 x 4 pixel block means."""
+    """(frames, 768 + 768 + 128 + 32) local, oriented and motion, small-object and plain
+    channels of one clip's (frames, 16, 32) 4 x 4 pixel block means."""
     f = (fine / 127.5 - 1).astype(np.float32)  # contrast of 4 x 4 pixel blocks
     c = pool(f)  # (frames, 8, 16): of 8 x 8 pixel blocks
     around = blur(c, SIGMA)  # the mean contrast around each block
-    energy = (c - around) ** 2 + pool(f * f) - c * c  # contrast energy: around the block, within
-    energy = past(blur(energy, POOL).reshape(len(f), 128), [box(0, RECENT)])  # (frames, blocks)
-    x = (c - SURROUND * around).reshape(len(f), 128) / np.sqrt(GAIN + energy)  # centre - surround
-    d = np.diff(x, axis=0, prepend=x[:1])  # change since the last frame, for transient cells
-    change = np.abs(np.diff(f, axis=0, prepend=f[:1]))  # (frames, 16, 32), for small objects
+    energy = (c - around) ** 2 + pool(f * f) - c * c  # contrast energy: around, within
+    energy = past(blur(energy, POOL).reshape(len(f), 128), [box(0, RECENT)])
+    x = (c - SURROUND * around).reshape(len(f), 128) / np.sqrt(GAIN + energy)
+    d = np.diff(x, axis=0, prepend=x[:1])  # the change since the last frame
+    change = np.abs(np.diff(f, axis=0, prepend=f[:1]))  # (frames, 16, 32)
     around = blur(change, AROUND)  # the change around each 4 x 4 pixel block
     small = pool(np.maximum(change - around, 0) / (SMALL + around))  # (frames, 8, 16)
-    local = np.maximum([x, -x, d, -d], 0)  # (4, frames, blocks): ON, OFF and transient
-    plain = pool(c).reshape(-1, 32)  # contrast of 16 x 16 pixel blocks, for noise stimuli
+    local = np.maximum([x, -x, d, -d], 0)  # (4, frames, 128): ON, OFF and transient
+    plain = pool(c).reshape(-1, 32)  # contrast of 16 x 16 pixel blocks, for noise
     return np.concatenate([*local, x * x, d * d, motion(f), small.reshape(-1, 128), plain], -1)
 
 
 def features(C, axes):
-    """(frames, features): principal components of each group of one clip's centred channels C
-    (frames, channels), averaged over the group's windows of lags."""
+    """(frames, features): principal components of each group of one clip's centred
+    channels C (frames, channels), averaged over the group's windows of lags."""
     return np.concatenate([past(C[:, rows] @ axes[rows, cols], [box(*lag) for lag in lags])
                            for rows, cols, _, lags in GROUPS], -1, dtype=np.float32)
 
 
 def fingerprints(movie):
-    """(clips, 8 * 16 * 32) the 4 x 4 pixel block means of 8 frames spread over each clip of movie
-    (clips, frames, 12288), read 32 clips at a time."""
-    seen = [np.zeros((0, 8, 16, 32))]
+    """(clips, 8 * 16 * 32) 4 x 4 pixel block means of 8 frames spread over each clip of
+    movie (clips, frames, 12288), read 32 clips at a time."""
+    frames, seen = np.linspace(0, movie.shape[1] - 1, 8, dtype=int), []
     for start in range(0, len(movie), 32):
-        frames = np.linspace(0, movie.shape[1] - 1, 8, dtype=int)
-        seen.append(np.stack([blocks(np.float32(movie[start:start + 32, t, PICTURE]))
-                              for t in frames], 1))  # (32 clips, 8 frames, 16, 32)
+        part = [blocks(np.float32(movie[start:start + 32, t, PICTURE])) for t in frames]
+        seen.append(np.stack(part, 1))  # (32 clips, 8 frames, 16, 32)
         release(movie)
-    return np.concatenate(seen).reshape(len(movie), 8 * 512)
+    return np.concatenate(seen, dtype=float).reshape(len(movie), 8 * 512)
 
 
 def segments(seen):
-    """Each clip's segment and each segment's first clip, for the clips' fingerprints seen: a clip
-    repeats the segment whose first clip's fingerprint differs from its own by less than REPEAT of
-    the brightest block, on average. Segments are ordered by content, not by place in the file."""
-    first, segment, tolerance = [], [], REPEAT * seen.max(initial=0)
-    for clip, s in enumerate(seen):
-        difference = abs(seen[first] - s).mean(1)  # from each segment's first clip
-        new = not first or difference.min() >= tolerance
-        segment.append(len(first) if new else difference.argmin())
-        if new:
-            first.append(clip)
+    """Each clip's segment and each segment's first clip, for the clips' fingerprints seen:
+    a clip repeats the first clip it differs from by less than REPEAT of the brightest
+    block, root mean square. Segments are ordered by content, not by place in the file."""
+    square = (seen**2).sum(1)
+    distance = square[:, None] + square - 2 * seen @ seen.T  # (clips, clips): squared
+    near = distance <= (REPEAT * seen.max()) ** 2 * seen.shape[1]
+    first, segment = np.unique(near.argmax(1), return_inverse=True)  # first repeats
     order = np.lexsort(seen[first].T)
-    return np.argsort(order)[segment], np.array(first, int)[order]
+    return np.argsort(order)[segment], first[order]
 
 
 def read(path):
-    """Each distinct clip's channels (segments, frames, channels), its counts averaged over its
-    repeats (segments, frames, neurons), its number of repeats (segments,), and the movie's
-    brightest grey level."""
+    """Each distinct clip's channels (segments, frames, channels), its counts averaged over
+    its repeats (segments, frames, neurons), its repeats (segments,), and the brightest
+    grey level."""
     file, (movie, counts) = load(path, fitting=True)
     with file:
-        check(movie.ndim == 3 and movie.shape[2] == 12288 and movie.shape[1] > LAGS[-1][1],
-              f"need a movie (clips, {LAGS[-1][1] + 1} or more frames, 12288), not {movie.shape}")
-        check({movie.dtype.kind, counts.dtype.kind} <= set("iuf"),
-              f"need real numbers, not a movie of {movie.dtype} and counts of {counts.dtype}")
-        check(counts.shape[:-1] == movie.shape[:2] and counts.shape[-1] > 0, "need counts (clips, "
-              f"frames, 1 or more neurons) for a movie {movie.shape}, not {counts.shape}")
+        need = f"need a movie (1 or more clips, {LAGS[-1][1] + 1} or more frames, 12288)"
+        check(movie.ndim == 3 and movie.shape[2] == 12288, f"{need}, not {movie.shape}")
+        check(len(movie) and movie.shape[1] > LAGS[-1][1], f"{need}, not {movie.shape}")
+        kinds = f"a movie of {movie.dtype} and counts of {counts.dtype}"
+        check({movie.dtype.kind, counts.dtype.kind} <= set("iuf"), f"need numbers, not {kinds}")
+        need = "need counts (clips, frames, 1 or more neurons)"
+        check(counts.shape[:-1] == movie.shape[:2], f"{need}, not {counts.shape}")
+        check(counts.shape[-1] > 0, f"{need}, not {counts.shape}")
         counts = np.asarray(counts, np.float64)
         check(((counts >= 0) & (counts < np.inf)).all(), "counts must be finite and >= 0")
         segment, first = segments(fingerprints(movie))
-        check(len(first) > 1, f"need 2 or more distinct clips to cross-validate, not {len(first)}")
+        check(len(first) > 1, "need 2 or more distinct clips to cross-validate, not 1")
         check(counts.any(), "the counts hold no spike")
-        C = np.empty((len(first), movie.shape[1], GROUPS[-1][0].stop), np.float32)
-        high = 0
+        C, high = np.empty((len(first), movie.shape[1], CHANNELS), np.float32), 0
         for row, clip in zip(C, first):  # each distinct clip read once and shrunk at once
             picture = np.float32(movie[clip, :, PICTURE])  # (frames, pixels)
             high = max(high, grey(picture))
@@ -247,29 +258,31 @@ def read(path):
 
 
 def principal(C):
-    """The channels' means and each group's principal axes (channels, components), largest variance
-    first, scaled so that the group's channels have its RMS; C (segments, frames, channels)."""
-    mean = C.reshape(-1, C.shape[-1]).mean(0)
+    """The channels' means and each group's principal axes (channels, components), largest
+    variance first, scaled so that the group's channels have its RMS; C (segments, frames,
+    channels)."""
+    mean = C.reshape(-1, CHANNELS).mean(0)
     C -= mean
-    axes = np.zeros((C.shape[-1], GROUPS[-1][1].stop))
+    axes = np.zeros((CHANNELS, COMPONENTS), np.float32)
     for rows, cols, rms, _ in GROUPS:
         c = C[..., rows].reshape(-1, rows.stop - rows.start)  # (rows, channels), contiguous
-        V = np.linalg.eigh(c.T @ c)[1][:, ::-1][:, :cols.stop - cols.start]  # (channels, axes)
-        V *= np.sign(V[abs(V).argmax(0), range(V.shape[1])])  # largest entry > 0, whatever BLAS
+        V = np.linalg.eigh(c.T @ c)[1][:, ::-1][:, :cols.stop - cols.start]  # largest first
+        # each axis signed so that its largest entry is positive, whatever the BLAS
+        V *= np.sign(V[abs(V).argmax(0), range(V.shape[1])])
         axes[rows, cols] = V * rms / c.std()
     return mean, axes
 
 
 def ridge(X, Y, frames):
-    """Ridge weights (features, neurons) of centred Y (rows, neurons) on centred X (rows, features),
-    each neuron's penalty chosen by cross-validation over runs of whole segments of frames rows,
-    and the chosen penalties' out-of-fold predictions (rows, neurons)."""
+    """Ridge weights (features, neurons) of centred Y (rows, neurons) on centred X (rows,
+    features), each neuron's penalty chosen by cross-validation over runs of whole
+    segments of frames rows, and the chosen penalties' out-of-fold predictions."""
     runs = len(X) // frames  # of segments
     bounds = np.linspace(0, runs, min(FOLDS, runs) + 1).astype(int) * frames
     folds = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
-    XX = [(X[f].T @ X[f]).astype(float) for f in folds]  # each fold's share of X'X, in float32
-    XY = [X[f].T @ Y[f] for f in folds]  # ... and of X'Y
-    G, B = sum(XX), sum(XY)  # the totals; the other folds' are the total less a fold's share
+    XX = [(X[f].T @ X[f]).astype(float) for f in folds]  # each fold's X'X, in float32
+    XY = [X[f].T @ Y[f] for f in folds]  # ... and X'Y
+    G, B = sum(XX), sum(XY)  # the totals; the other folds' are the total less a fold's
     eye = np.eye(len(G)) * np.trace(G) / len(G)  # penalties scale with X'X's mean diagonal
     oof = np.empty((len(PENALTIES),) + Y.shape, np.float32)  # out-of-fold predictions
     for f, xx, xy in [*zip(folds, XX, XY), (slice(0), 0, 0)]:  # each fold, then none
@@ -282,55 +295,53 @@ def ridge(X, Y, frames):
 
 
 def knee(z, width):
-    """Expected spikes for ridge output z: unit-slope softplus, knee at width, floor width / 4."""
+    """Expected spikes for ridge output z: unit-slope softplus, knee at width, floor
+    width / 4."""
     v = z / width - 1  # softplus(v) = max(v, 0) + log(1 + exp(-|v|)), in z's precision
     return width * (np.maximum(v, 0) + np.log(1 + np.exp(-abs(v))) + 0.25)
 
 
 def output(z, counts, rate):
-    """Each neuron's knee width, gain a and offset b of knee(a z + b, width), for ridge outputs z
-    (rows, neurons), by the Poisson likelihood of counts (rows, neurons); rate: the mean rates."""
-    z, counts = np.float32(z), np.float32(counts)  # float32 makes exp and log 4 times faster
+    """Each neuron's knee width, gain a and offset b of knee(a z + b, width), for ridge
+    outputs z (rows, neurons), by the Poisson likelihood of counts (rows, neurons); rate:
+    the mean rates."""
+    z, counts = np.float32(z), np.float32(counts)  # float32: exp and log 4 times faster
     widths = np.float32(WIDTHS[:, None] * rate)  # (widths, neurons)
     loss = [(r - counts * np.log(r)).sum(0, float) for r in (knee(z, w) for w in widths)]
     width = widths[np.argmin(loss, 0), np.arange(len(rate))]
     a, b = np.ones_like(width), np.zeros_like(width)
     for _ in range(STEPS):  # Fisher scoring, from a = 1, b = 0
         rates = knee(a * z + b, width)
-        slope = -np.expm1(0.25 - rates / width)  # d rates / d (a z + b) = 1 - exp(-softplus)
+        slope = -np.expm1(0.25 - rates / width)  # d rates / d (a z + b)
         J = np.stack([slope * z, slope])  # (2, rows, neurons): d rates / d (a, b)
-        H = np.einsum("irn,jrn->nij", J / rates, J, dtype=float) + 1e-9 * np.eye(2)  # (n, 2, 2)
-        gradient = ((1 - counts / rates) * J).sum(1, float).T  # (neurons, 2), in float64
+        H = np.einsum("irn,jrn->nij", J / rates, J, dtype=float) + 1e-9 * np.eye(2)
+        gradient = ((1 - counts / rates) * J).sum(1, float).T  # (neurons, 2), float64
         step = np.float32(np.linalg.solve(H, gradient[..., None])[..., 0])
         a, b = a - step[:, 0], b - step[:, 1]
     return width, a, b
 
 
 def fit(path):
-    """Weights fitted to the data at path, after printing their cross-validated accuracy."""
+    """Weights fitted to the data at path, after printing what it found and how well."""
     C, Y, trials, high = read(path)
     segments, frames = C.shape[:2]
-    repeats = f"{trials.min()}" + (f"-{trials.max()}" if trials.max() > trials.min() else "")
+    repeats = "-".join(map(str, sorted({trials.min(), trials.max()})))
     print(f"{trials.sum()} clips: {segments} segments x {repeats} repeats")
     mean, axes = principal(C)
-    X = np.concatenate([features(c, axes.astype(np.float32)) for c in C])  # (rows, features)
+    X = np.concatenate([features(c, axes) for c in C])  # (rows, features)
     del C  # the largest array, done with
     Y = Y.reshape(len(X), -1)  # (rows, neurons)
     mx, my = X.mean(0), Y.mean(0)
     X -= mx
     W, z = ridge(X, Y - my, frames)
-    rate = np.maximum(my, 1e-3)  # each neuron's mean rate, kept off zero for silent neurons
+    rate = np.maximum(my, 1e-3)  # each neuron's mean rate, kept off zero for silent ones
     width, a, b = output(z + my, Y, rate)
     rates = knee(a * (z + my) + b, width)
-    weight = trials.repeat(frames)[:, None]  # each row's trials
-    r = [(v - v.mean(0)) / (v.std(0) + 1e-12) for v in (rates, Y)]  # standardised, per neuron
-    gain = (weight * (Y * np.log(rates / rate) - rates + rate)).sum()  # Poisson log-likelihood
-    bits = gain / (weight * Y).sum() / np.log(2)
+    r = [(v - v.mean(0)) / (v.std(0) + 1e-12) for v in (rates, Y)]  # standardised
     cc = (r[0] * r[1]).mean()
-    print(f"{min(FOLDS, segments)}-fold cross-validated over whole segments: cc with trial average "
-          f"{cc:.3f}, {bits:.3f} bits/spike")
+    print(f"cross-validated over whole segments: cc with the trial average {cc:.3f}")
     if cc < 0.05:
-        warn(f"the fit found little (cross-validated cc {cc:.3f}); its weights predict little")
+        warn(f"the fit found little (cross-validated cc {cc:.3f}); it will predict little")
     if 0 < high <= 1:
         warn("grey levels all lie in 0-1, not 0-255")
     # knee(a (X - mx) W + a my + b): the gain and offset folded into W and bias
@@ -338,48 +349,40 @@ def fit(path):
 
 
 def header(w, key):
-    """The shape, dtype, C order and offset in its .npy file of w[key], read from the .npy header
-    alone when w is an open .npz."""
+    """The shape and dtype of w[key] and, where w is an open .npz and w[key] is in C
+    order, the offset of its data in the file (else 0), read from its .npy header alone."""
     if not isinstance(w, np.lib.npyio.NpzFile):
-        return np.shape(w[key]), np.asarray(w[key]).dtype, True, 0
-    with w.zip.open(key + ".npy") as file:  # a header that lies is found out when read below
-        version = np.lib.format.read_magic(file)[0]
-        read = getattr(np.lib.format, f"read_array_header_{min(version, 2)}_0")  # 3.0 reads as 2.0
-        shape, fortran, dtype = read(file)
-        return shape, dtype, not fortran, file.tell()
+        return np.shape(w[key]), np.asarray(w[key]).dtype, 0
+    with w.zip.open(key + ".npy") as file:  # a header that lies is found out when read
+        version = min(np.lib.format.read_magic(file)[0], 2)  # 3.0 reads as 2.0
+        shape, fortran, dtype = getattr(np.lib.format, f"read_array_header_{version}_0")(file)
+        # where the entry starts in the .npz file, then its .npy header's length
+        return shape, dtype, (not fortran) * (file._orig_compress_start + file.tell())
 
 
 def mapped(path, z, key):
-    """z[key] of the open .npz z at path, memory-mapped where it is stored uncompressed in C order,
-    so that it is read a part at a time."""
-    info = z.zip.getinfo(key + ".npy")
-    shape, dtype, c, start = header(z, key)
-    with open(path, "rb") as file:  # its zip header: 30 bytes, then a name and extra bytes
-        file.seek(info.header_offset + 26)
-        start += info.header_offset + 30 + sum(np.frombuffer(file.read(4), "<u2").tolist())
-    stored = info.compress_type == 0 and c and dtype.kind in "iuf"
-    return np.memmap(path, dtype, "r", start, shape) if stored else z[key]
+    """z[key] of the open .npz z at path, memory-mapped where it is stored uncompressed in
+    C order, so that it is read a part at a time."""
+    shape, dtype, start = header(z, key)
+    stored = z.zip.getinfo(key + ".npy").compress_type == 0 and dtype.kind in "iuf"
+    return np.memmap(path, dtype, "r", start, shape) if stored and start else z[key]
 
 
 def valid(w):
-    """The model's arrays in w, a dict or an open .npz file, as float32, once each is found real,
-    finite in float32 and of a shape that fits the others, with knee widths > 0. Their shapes are
-    checked first, so that no array of a wrong size is ever read."""
+    """The model's arrays in w, a dict or an open .npz file, as float32, once each is found
+    real, finite in float32 and of a shape that fits the others, with knee widths > 0.
+    Shapes are checked first, so that no array of a wrong size is ever read."""
     keys = ("mean", "axes", "W", "bias", "width")  # no others are read
     check(hasattr(w, "keys") and set(keys) <= set(w.keys()), f"need arrays named {keys}")
-    heads = {key: header(w, key)[:2] for key in keys}  # (shape, dtype) of each
-    neurons = heads["bias"][0][:1]  # (neurons,), or () when bias is not a vector
-    features = sum(len(lags) * (cols.stop - cols.start) for _, cols, _, lags in GROUPS)
-    inputs, components = GROUPS[-1][0].stop, GROUPS[-1][1].stop
-    shapes = [(inputs,), (inputs, components), (features, *neurons), neurons, neurons]
-    found = [shape for shape, _ in heads.values()]
-    check(found == shapes and min(neurons, default=0) > 0, f"need arrays shaped {shapes} for 1 or "
-          f"more neurons, not {found}")
-    check(all(dtype.kind in "iuf" for _, dtype in heads.values()), "need real numbers, not "
-          f"{[str(dtype) for _, dtype in heads.values()]}")
+    shapes, dtypes = zip(*[header(w, key)[:2] for key in keys])
+    neurons = shapes[3][:1]  # (neurons,), or () when bias is not a vector
+    need = ((CHANNELS,), (CHANNELS, COMPONENTS), (FEATURES, *neurons), neurons, neurons)
+    check(shapes == need and neurons > (0,), f"need shapes {need} for 1 or more neurons, "
+          f"not {shapes}")
+    check(all(d.kind in "iuf" for d in dtypes), f"need numbers, not {list(map(str, dtypes))}")
     w = {key: np.asarray(w[key]) for key in keys}
-    check(all((abs(v) <= np.finfo(np.float32).max).all() for v in w.values()),
-          "need numbers finite in float32")
+    top = np.finfo(np.float32).max
+    check(all((abs(v) <= top).all() for v in w.values()), "need numbers finite in float32")
     check((w["width"] > 0).all(), "need knee widths > 0")
     return {key: np.float32(v) for key, v in w.items()}
 
@@ -391,51 +394,48 @@ def weights():
         with np.load(WEIGHTS, allow_pickle=False) as z:
             return valid(z)
     except Exception as error:  # whatever the failure, the file can't be used
-        raise ValueError(f"{WEIGHTS} is missing or malformed ({error}); refit with --fit") from None
+        problem = f"{WEIGHTS} is missing or malformed ({error})"
+        raise ValueError(f"{problem}; refit with --fit") from None
 
 
 def predict(movie, w=None):
-    """Expected spikes per bin, (frames, neurons) or (clips, frames, neurons), for a movie of grey
-    levels, or the path of its .npy file, under the weights w, by default those in weights.npz."""
+    """Expected spikes per bin, (frames, neurons) or (clips, frames, neurons), for a movie
+    of grey levels, or the path of its .npy file, under the weights w (by default those in
+    weights.npz)."""
     w = weights() if w is None else valid(w)
     path = isinstance(movie, (str, os.PathLike))
-    given = load(movie) if path else np.asarray(movie)  # a file is mapped once, as it is now
+    given = load(movie) if path else np.asarray(movie)  # a file is mapped once, as it is
     several = given.ndim == 4 or given.ndim == 3 and given.shape[-1] == 12288
-    shape = given.shape if several else (1, *given.shape)  # (clips, frames, 12288 | 96, 128)
-    check(len(shape) in (3, 4) and shape[2:] in [(12288,), (96, 128)] and given.dtype.kind in "iuf"
-          and min(shape[:2]) > 0, "a movie must be 1 or more clips of 1 or more frames of 12288 "
-          f"or 96 x 128 grey levels, not {given.dtype} {given.shape}")
+    shape = given.shape if several else (1, *given.shape)  # (clips, frames, ...)
+    frames = shape[2:] in [(12288,), (96, 128)] and min(shape[:2], default=0) > 0
+    check(frames and given.dtype.kind in "iuf", "a movie must be 1 or more clips of 1 or "
+          f"more frames of 12288 or 96 x 128 grey levels, not {given.dtype} {given.shape}")
     rates, high = np.empty((*shape[:2], len(w["bias"]))), 0
     for clip, start in itertools.product(range(shape[0]), range(0, shape[1], WINDOW)):
-        part = given.reshape(shape)[clip, max(start - PAST, 0):start + WINDOW]  # with its past
+        part = given.reshape(shape)[clip, max(start - PAST, 0):start + WINDOW]  # and past
         part = part.reshape(len(part), 12288)  # (frames, pixels)
-        high = max(high, grey(part[:, :2048]), grey(part[:, 10240:]))  # the letterbox
-        part = np.float32(part[:, PICTURE])  # the picture, in memory
-        release(given)
         high = max(high, grey(part))
-        C = channels(blocks(part)) - w["mean"]  # (frames, channels)
-        X = features(C, w["axes"])  # (frames, features)
-        z = X[min(start, PAST):] @ w["W"] + w["bias"]  # (frames of this window, neurons)
-        rates[clip, start:start + WINDOW] = knee(z, w["width"])
+        picture = np.float32(part[:, PICTURE])  # in memory
+        release(given)
+        C = channels(blocks(picture)) - w["mean"]  # (frames, channels)
+        X = features(C, w["axes"])[min(start, PAST):]  # (frames of this window, features)
+        rates[clip, start:start + WINDOW] = knee(X @ w["W"] + w["bias"], w["width"])
     if 0 < high <= 1:
         warn("grey levels all lie in 0-1, not 0-255")
     return rates if several else rates[0]
 
 
 def save(path, make, keep, magic):
-    """make()'s array, or dict of arrays, written to path by a temporary file that no one else may
-    read, once path is found new, or a file starting with magic that one may write and replace,
-    none of keep. Links are followed only where the kernel's protected_symlinks rule would: a link
-    of one's own, or of its folder's owner, or in a folder that is not sticky and world-writable."""
-    shared = lambda folder: os.stat(folder).st_mode & 0o1002 == 0o1002  # sticky, world-writable
+    """make()'s array, or dict of arrays, written to path through a temporary file that no
+    one else may read, once path is found new, or a file starting with magic that one may
+    write and replace, none of keep. Only links of one's own or root's are followed."""
     problem, target = f"won't write {path}", os.fspath(path)
     check(os.path.isfile(path) or not os.path.exists(path), f"{problem}: not a regular file")
-    while os.path.islink(target):
-        folder, owner = os.path.dirname(target) or ".", os.lstat(target).st_uid
-        check(owner in (os.geteuid(), os.stat(folder).st_uid) or not shared(folder),
-              f"won't follow {path}: a link of another user's in a shared folder")
+    while os.path.islink(target):  # none that another user planted
+        mine = os.lstat(target).st_uid in (0, os.geteuid())
+        check(mine, f"won't follow {path}: a link of another user's")
         check(os.path.exists(target), f"{problem}: a link to nothing")
-        target = os.path.join(folder, os.readlink(target))
+        target = os.path.join(os.path.dirname(target), os.readlink(target))
     folder = os.path.dirname(target) or "."
     try:  # a name too long fails here, before the work
         old = os.stat(target)
@@ -444,14 +444,17 @@ def save(path, make, keep, magic):
     except OSError as error:
         raise ValueError(f"can't write {path}: {error.strerror}") from None
     if old:
-        check(not any(os.path.exists(k) and os.path.samefile(target, k) for k in keep),
-              f"{problem}: it is also the input")
-        check(old.st_mode & 0o222 and os.access(target, os.W_OK), f"{problem}: it is read-only")
-        check(np.fromfile(target, np.uint8, len(magic)).tobytes() == magic,
-              f"{problem}: it is not a NumPy file, and would be lost")
-        sticky = os.stat(folder).st_mode & stat.S_ISVTX  # where only a file's owner may replace it
-        check(not sticky or os.geteuid() in (0, old.st_uid, os.stat(folder).st_uid),
-              f"{problem}: another user's file in a sticky folder")
+        inputs = [os.stat(k)[1:3] for k in keep if os.path.exists(k)]  # (inode, device)
+        check(old[1:3] not in inputs, f"{problem}: it is also the input")
+        writable = old.st_mode & 0o222 and os.access(target, os.W_OK)
+        check(writable, f"{problem}: it is read-only")
+        start = np.fromfile(target, np.uint8, len(magic)).tobytes()
+        check(start == magic, f"{problem}: it is not a NumPy file, and would be lost")
+        # in a sticky folder only the file's owner, or the folder's, may replace it
+        owners = (0, old.st_uid, os.stat(folder).st_uid)
+        sticky = os.stat(folder).st_mode & stat.S_ISVTX
+        check(not sticky or os.geteuid() in owners, f"{problem}: another user's file in a "
+              "sticky folder")
     # the temporary, named after the output and readable by us alone, made before any work
     name = f".{os.path.basename(target)[:200]}."
     descriptor, tmp = attempt(lambda: tempfile.mkstemp(".tmp", name, folder),
@@ -464,7 +467,7 @@ def save(path, make, keep, magic):
         attempt(write, f"can't write {path}")
         umask = os.umask(0o077)  # the umask can only be read by setting it
         os.umask(umask)
-        os.chmod(tmp, old.st_mode & 0o7777 if old else 0o666 & ~umask)  # kept, or the umask's
+        os.chmod(tmp, old.st_mode & 0o7777 if old else 0o666 & ~umask)  # kept, or umask's
         with contextlib.suppress(OSError):  # its group kept too, where one may give it
             old and os.chown(tmp, -1, old.st_gid)
         attempt(lambda: os.replace(tmp, target), f"can't write {path}")
@@ -477,25 +480,26 @@ def save(path, make, keep, magic):
 
 
 def main(args):
-    """Run the command line; returns the exit status: 0 done, 2 nothing written, 130 interrupted
-    with nothing written, 1 written but not reported."""
+    """Runs the command line; returns the exit status: 0 done, 2 nothing written, 130
+    interrupted with nothing written, 1 written but not reported."""
     try:
         start = time.time()
         with warnings.catch_warnings():
-            warnings.simplefilter("error", RuntimeWarning)  # a numerical problem is one line too
+            # a numerical problem is one line too
+            warnings.simplefilter("error", RuntimeWarning)
             if args in (["-h"], ["--help"]):
                 report = __doc__
             elif args[:1] == ["--fit"] and len(args) <= 2:
                 data = (args + ["SCNeuronModelCompetition.mat"])[1]
                 neurons = len(save(WEIGHTS, lambda: valid(fit(data)), [data], b"")["bias"])
                 report = f"wrote {WEIGHTS}: {neurons} neurons, in {time.time() - start:.2f} s"
-            elif len(args) == 2 and "-" not in (args[0][:1], args[1][:1]):
+            else:
+                check(len(args) == 2 and "-" not in (args[0][:1], args[1][:1]), "usage: "
+                      "predict.py MOVIE.npy OUT.npy, or predict.py --fit [DATA] (a name that "
+                      "starts with - is written ./-name)")
                 rates = save(args[1], lambda: predict(args[0]), [args[0]], b"\x93NUMPY")
                 report = (f"wrote {args[1]}: {rates.shape} expected spikes per bin, mean "
                           f"{rates.mean():.3f}, in {time.time() - start:.2f} s")
-            else:
-                check(False, "usage: predict.py MOVIE.npy OUT.npy, or predict.py --fit [DATA] "
-                      "(a name that starts with - is written ./-name)")
     except (Exception, KeyboardInterrupt) as error:  # one line, never a traceback
         stop = isinstance(error, KeyboardInterrupt)
         problem = "interrupted, nothing written" if stop else " ".join(str(error).split())
@@ -509,12 +513,13 @@ def main(args):
 
 
 if __name__ == "__main__":
-    for kind in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):  # a kill ends as Ctrl-C does,
-        if signal.getsignal(kind) != signal.SIG_IGN:  # unless ignored, as under nohup
+    # a kill ends as Ctrl-C does, unless ignored, as under nohup
+    for kind in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        if signal.getsignal(kind) != signal.SIG_IGN:
             signal.signal(kind, signal.default_int_handler)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # output into a closed pipe ends quietly
     sys.stdout.reconfigure(errors="backslashreplace")  # any output name can be reported
     status = main(sys.argv[1:])
-    if status == 1:  # a report stdout can't take is let go, so that exiting adds nothing
+    if status == 1:  # a report stdout can't take is let go, so exiting adds nothing
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(status)
