@@ -133,11 +133,12 @@ def blur(image, sigma):
 
 
 def past(x, kernels):
-    """(frames, kernels * k): x (frames, k) filtered in time by each kernel, whose j-th
-    weight is that of the frame j frames before."""
-    ago = np.subtract.outer(np.arange(len(x)), np.arange(len(x)))  # (frames, frames)
+    """(..., frames, kernels * k): x (..., frames, k) filtered in time by each kernel, whose
+    j-th weight is that of the frame j frames before."""
+    frames = np.arange(x.shape[-2])
+    ago = np.subtract.outer(frames, frames)  # (frames, frames)
     # each kernel as a (frames, frames) matrix; frames to come (ago < 0) index zeros
-    filters = [np.float32(np.pad(k, (0, len(x)))[ago]) for k in kernels]
+    filters = [np.float32(np.pad(k, (0, len(frames)))[ago]) for k in kernels]
     return np.concatenate([F @ x for F in filters], -1)
 
 
@@ -199,9 +200,9 @@ def channels(fine):
 
 
 def features(C, axes):
-    """(frames, features): principal components of each group of one clip's centred
-    channels C (frames, channels), averaged over the group's windows of lags."""
-    return np.concatenate([past(C[:, rows] @ axes[rows, cols], [box(*lag) for lag in lags])
+    """(..., frames, features): principal components of each group of centred channels C
+    (..., frames, channels), averaged over the group's windows of lags."""
+    return np.concatenate([past(C[..., rows] @ axes[rows, cols], [box(*lag) for lag in lags])
                            for rows, cols, _, lags in GROUPS], -1, dtype=np.float32)
 
 
@@ -266,10 +267,11 @@ def principal(C):
     axes = np.zeros((CHANNELS, COMPONENTS), np.float32)
     for rows, cols, rms, _ in GROUPS:
         c = C[..., rows].reshape(-1, rows.stop - rows.start)  # (rows, channels), contiguous
-        V = np.linalg.eigh(c.T @ c)[1][:, ::-1][:, :cols.stop - cols.start]  # largest first
+        cc = c.T @ c
+        V = np.linalg.eigh(cc)[1][:, ::-1][:, :cols.stop - cols.start]  # largest first
         # each axis signed so that its largest entry is positive, whatever the BLAS
         V *= np.sign(V[abs(V).argmax(0), range(V.shape[1])])
-        axes[rows, cols] = V * rms / c.std()
+        axes[rows, cols] = V * rms / np.sqrt(np.trace(cc) / c.size)  # over the channels' RMS
     return mean, axes
 
 
@@ -280,15 +282,17 @@ def ridge(X, Y, frames):
     runs = len(X) // frames  # of segments
     bounds = np.linspace(0, runs, min(FOLDS, runs) + 1).astype(int) * frames
     folds = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+    Y = np.float32(Y)
     XX = [(X[f].T @ X[f]).astype(float) for f in folds]  # each fold's X'X, in float32
-    XY = [X[f].T @ Y[f] for f in folds]  # ... and X'Y
+    XY = [(X[f].T @ Y[f]).astype(float) for f in folds]  # ... and X'Y
     G, B = sum(XX), sum(XY)  # the totals; the other folds' are the total less a fold's
     eye = np.eye(len(G)) * np.trace(G) / len(G)  # penalties scale with X'X's mean diagonal
     oof = np.empty((len(PENALTIES),) + Y.shape, np.float32)  # out-of-fold predictions
     for f, xx, xy in [*zip(folds, XX, XY), (slice(0), 0, 0)]:  # each fold, then none
+        A = G - xx
         # W = (X'X + lam I)^-1 X'Y of the other folds, for each penalty lam, in float64
-        W = np.stack([np.linalg.solve(G - xx + lam * eye, B - xy) for lam in PENALTIES])
-        oof[:, f] = X[f] @ W
+        W = np.stack([np.linalg.solve(A + lam * eye, B - xy) for lam in PENALTIES])
+        oof[:, f] = X[f] @ np.float32(W)
     best = np.argmin(((oof - Y) ** 2).sum(1), 0)  # each neuron's, by out-of-fold error
     n = np.arange(Y.shape[1])
     return W[best, :, n].T, oof[best, :, n].T
@@ -328,7 +332,7 @@ def fit(path):
     repeats = "-".join(map(str, sorted({trials.min(), trials.max()})))
     print(f"{trials.sum()} clips: {segments} segments x {repeats} repeats")
     mean, axes = principal(C)
-    X = np.concatenate([features(c, axes) for c in C])  # (rows, features)
+    X = features(C, axes).reshape(-1, FEATURES)  # (rows, features)
     del C  # the largest array, done with
     Y = Y.reshape(len(X), -1)  # (rows, neurons)
     mx, my = X.mean(0), Y.mean(0)
@@ -415,9 +419,9 @@ def predict(movie, w=None):
         part = given.reshape(shape)[clip, max(start - PAST, 0):start + WINDOW]  # and past
         part = part.reshape(len(part), 12288)  # (frames, pixels)
         high = max(high, grey(part))
-        picture = np.float32(part[:, PICTURE])  # in memory
+        part = np.float32(part[:, PICTURE])  # in memory, no longer a view of the file
         release(given)
-        C = channels(blocks(picture)) - w["mean"]  # (frames, channels)
+        C = channels(blocks(part)) - w["mean"]  # (frames, channels)
         X = features(C, w["axes"])[min(start, PAST):]  # (frames of this window, features)
         rates[clip, start:start + WINDOW] = knee(X @ w["W"] + w["bias"], w["width"])
     if 0 < high <= 1:
