@@ -8,7 +8,9 @@ neurons). HELDOUT.npz is from bench/standin.py: counts (segments, repeats, frame
 ../shared/standin.py, which has no kind, only the line for all neurons). With OTHER.npy, a second
 model's prediction, each line is followed by PRED minus OTHER, with the interval of that difference
 over the same resamples: a difference whose interval holds 0 is within the noise of the held-out
-segments.
+segments. A HELDOUT.npz with stimulus (segments,), as typing.npz from bench/standin.py has, adds one
+line per kind of stimulus, over the segments of that kind, with the mean predicted rate over the
+mean true rate (rate=).
 
 Prints one line for all neurons, then one per cell type, each averaged over its neurons, with a 95%
 interval (2.5th to 97.5th percentile over 200 resamples of the held-out segments, drawn with
@@ -95,3 +97,18 @@ if __name__ == "__main__":
         print(line(name, *results[0], pick))
         if len(results) > 1:
             print(line("  - other", *results[0], pick, *results[1]))
+    with np.load(sys.argv[2]) as held:
+        stimulus = held["stimulus"] if "stimulus" in held.files else []
+    everyone = np.ones(len(kind), bool)
+    for name in dict.fromkeys(stimulus):  # each kind of stimulus, over its segments
+        clips = stimulus == name
+        mine = [p.reshape(len(stimulus), -1, *p.shape[1:])[clips].reshape(-1, *p.shape[1:])
+                for p in preds]  # the predictions of those segments, as given
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a neuron may be silent all through one kind
+            found = [(scores(p, counts[clips], rate[clips]),
+                      resampled(p, counts[clips], rate[clips])) for p in mine]
+        ratio = np.mean(mine[0]) / rate[clips].mean()
+        print(line(f"{name}", *found[0], everyone) + f" rate={ratio:.2f}")
+        if len(found) > 1:
+            print(line("  - other", *found[0], everyone, *found[1]))

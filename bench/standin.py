@@ -11,6 +11,10 @@ levels 0-255 with black letterbox rows 0-15 and 80-95, float64):
   OUTDIR/heldout.npz        counts (10, 6, 150, 54), rate (10, 150, 54) the true expected counts,
                             kind (54,) each neuron's cell type, field (54, 64, 128) its spatial
                             receptive field over the picture
+  OUTDIR/typing_movie.npy   (60, 150, 12288) uint8: 10 clips x 6 repeats of the stimuli that SC
+                            neurons are typed with, shown to the same neurons
+  OUTDIR/typing.npz         as heldout.npz, with stimulus (10,) each clip's kind of stimulus and
+                            shown (10, 150) what each frame shows
 --small writes 4 training and 2 held-out segments (about 0.5 GB) for a quick look.
 
 The movie mixes three kinds of five-second segment: a dead-leaves scene (occluding discs with
@@ -40,6 +44,13 @@ contrast energy of its neighbourhood (Carandini & Heeger 2012, Nat Rev Neurosci 
 in a threshold softplus scaled to 1-10 spikes/s. Counts are over-dispersed (gamma-Poisson, with a
 gain per trial), and some neurons fade over the six repeats, as SC responses are suppressed by a
 stimulus that recurs (Lee, Tran, Turan & Meister 2020, eLife 9:e50678).
+The typing set (Ito, Feldheim & Litke 2017, J Neurosci 37:8428; De Franceschi & Solomon 2018,
+J Physiol 596:6391), on the mean grey of the natural movie: full-field ON and OFF steps; sinusoidal
+gratings drifting in 8 directions; bright bars sweeping in 8 directions; dark discs looming and
+receding; and bright and dark spots of 5 sizes flashed over the picture. The neurons are the same:
+their stimulus is simulated with the natural movie, their drive normalised by its natural part
+alone, and their counts drawn with their own over-dispersion and fading. The natural files are the
+same as without it.
 Everything follows from --seed.
 """
 import argparse, os
@@ -48,6 +59,7 @@ import numpy as np
 
 FRAMES, REPEATS, NEURONS = 150, 6, 54  # five-second segments at 30 Hz, repeats, neurons
 ROWS, COLS = 32, 64  # the simulation grid over the 64 x 128 pixel picture
+GREY = 0.45  # the natural movie's mean grey, the typing stimuli's background
 KINDS = {"on": 6, "off": 6, "on_tr": 5, "off_tr": 5, "looming": 6, "small": 8, "orient": 6,
          "direction": 6, "wide": 6}  # neurons of each type
 
@@ -117,6 +129,45 @@ def segment(rng, scenes):
     return movie
 
 
+def typing():
+    """(10, 150, 64, 128) typing stimuli in [0, 1], each clip's kind (10,) and what each frame
+    shows (10, 150)."""
+    yy, xx = np.mgrid[:64, :128].astype(np.float32) - [[[31.5]], [[63.5]]]  # from the centre
+    movie = np.full((10, FRAMES, 64, 128), GREY, np.float32)
+    shown = np.full((10, FRAMES), "grey", object)
+    kinds = ["steps", "gratings", "gratings", "bars", "bars", "looming", "looming", "spots",
+             "spots", "spots"]
+    movie[0, 30:60], movie[0, 90:120] = 0.9, 0.05  # full-field ON, then OFF, steps of 1 s
+    shown[0, 30:60], shown[0, 90:120] = "on step", "off step"
+    for clip, first in ((1, 0), (2, 45), (3, 0), (4, 45)):  # 4 directions a clip, 1.2 s each
+        for k, degrees in enumerate(range(first, 360, 90)):
+            angle, t = np.deg2rad(degrees), np.arange(36)
+            along = xx * np.cos(angle) + yy * np.sin(angle)  # pixels along the direction
+            frames = slice(3 + 37 * k, 39 + 37 * k)
+            if kinds[clip] == "gratings":  # period 32 px, 2 cycles/s, contrast 0.35
+                phase = 2 * np.pi * (along[None] / 32 - 2 * t[:, None, None] / 30)
+                movie[clip, frames] = GREY + 0.35 * np.sin(phase)
+            else:  # an 8 px bar, full length, across the picture at 4 px per frame
+                centre = -72 + 4 * t[:, None, None]
+                movie[clip, frames] = np.where(abs(along[None] - centre) < 4, 0.9, GREY)
+            shown[clip, frames] = f"{kinds[clip][:-1]} {degrees}"
+    for clip, places in ((5, [(0, -32), (0, 32)]), (6, [(-12, 0), (12, 48)])):
+        for k, (y, x) in enumerate(places):
+            for sign, start in ((1, 5 + 72 * k), (-1, 40 + 72 * k)):  # looming, then receding
+                radius = 2 * 1.25 ** np.arange(16)  # 2-57 px over 0.5 s, as an object nears
+                for t, r in enumerate(radius[::sign]):
+                    disc(movie[clip, start + t], 31.5 + y, 63.5 + x, r, 0.05)
+                shown[clip, start:start + 16] = "looming" if sign > 0 else "receding"
+    places = [(y, x) for y in (-16, 16) for x in (-48, -16, 16, 48)]  # from the centre, px
+    for n in range(30):  # radius 2-32 px, at 8 places, bright then dark
+        size, (y, x), grey = [2, 4, 8, 16, 32][n % 5], places[n % 8], (0.9, 0.05)[n // 15]
+        clip, start = 7 + n // 10, 15 * (n % 10)  # flashed for 0.33 s, then 0.17 s of grey
+        for t in range(start, start + 10):
+            disc(movie[clip, t], 31.5 + y, 63.5 + x, size, grey)
+        shown[clip, start:start + 10] = f"{'bright' if grey > 0.5 else 'dark'} spot {size}"
+    return movie, np.array(kinds), shown.astype(str)
+
+
 def gauss(y, x, sigma):
     """(ROWS * COLS,) Gaussian weights over the grid, summing to 1."""
     yy, xx = np.mgrid[:ROWS, :COLS]
@@ -151,8 +202,9 @@ def causal(x, k):
     return out.reshape(-1, *x.shape[2:])
 
 
-def neurons(rng, grid):
-    """(frames, 54) true expected counts per bin, kinds (54,), fields (54, 64, 128)."""
+def neurons(rng, grid, natural=None):
+    """(frames, 54) true expected counts per bin, kinds (54,), fields (54, 64, 128); each
+    neuron's drive is scaled by its statistics over the first `natural` frames (all if None)."""
     contrast = (grid - 0.45) / 0.45  # (frames, ROWS * COLS)
     segments = contrast.reshape(-1, FRAMES, ROWS * COLS)
     change = np.abs(np.diff(segments, axis=1, prepend=segments[:, :1])).reshape(len(grid), -1)
@@ -203,38 +255,47 @@ def neurons(rng, grid):
             near = energy @ gauss(y, x, 2.5 * size)  # contrast energy around the field, now
             slow = causal(near, np.exp(-np.arange(45) / 45) / 45 * 3)  # and over the last 1.5 s
             drive = drive / (0.1 + 0.5 * near + slow)  # normalisation and adaptation
-            z = (drive - drive.mean()) / (drive.std() + 1e-9)
+            own = drive[:natural]  # the statistics the neuron is adapted to
+            z = (drive - own.mean()) / (own.std() + 1e-9)
             shape = np.logaddexp(0, rng.uniform(1, 2.5) * (z - rng.uniform(0, 1.5)))
             mean = np.exp(rng.normal(np.log(2.5), 0.6)) / 30  # 1-10 spikes/s, as counts per bin
-            rates.append(mean * (0.1 + 0.9 * shape / shape.mean()))
+            rates.append(mean * (0.1 + 0.9 * shape / shape[:natural].mean()))
             kinds.append(kind)
             fields.append(np.kron(field.reshape(ROWS, COLS), np.ones((2, 2))) / 4)
     fields = np.stack(fields).astype(np.float32)
     return np.stack(rates, 1).astype(np.float32), np.array(kinds), fields
 
 
-def counts(rng, rates):
-    """(segments, 6, 150, 54) over-dispersed counts: gamma-Poisson with trial gains and fading."""
+def counts(rng, rates, noise=None):
+    """(segments, 6, 150, 54) over-dispersed counts: gamma-Poisson with trial gains and fading;
+    and the neurons' noise (fading, gamma shape), drawn unless given."""
     segments = rates.reshape(-1, FRAMES, NEURONS)
-    fading = np.where(rng.random(NEURONS) < 0.3, rng.uniform(0.15, 0.5, NEURONS), 0)  # per repeat
+    fading = np.where(rng.random(NEURONS) < 0.3, rng.uniform(0.15, 0.5, NEURONS), 0) \
+        if noise is None else noise[0]  # per repeat
     fade = np.exp(-fading * np.arange(REPEATS)[:, None])  # (repeats, neurons)
     fade /= fade.mean(0)
     trial = rng.lognormal(0, 0.2, (len(segments), REPEATS, 1, NEURONS)) * fade[None, :, None]
-    shape = rng.uniform(2, 6, NEURONS)  # gamma shape: smaller is more over-dispersed
+    shape = rng.uniform(2, 6, NEURONS) if noise is None else noise[1]  # gamma shape: smaller is
+    # more over-dispersed
     gamma = rng.gamma(shape, 1 / shape, (len(segments), REPEATS, FRAMES, NEURONS))
-    return rng.poisson(segments[:, None] * trial * gamma).astype(np.float64)
+    return rng.poisson(segments[:, None] * trial * gamma).astype(np.float64), (fading, shape)
 
 
 def write(outdir, rng, train, held):
     """Nothing; simulates train + held segments and writes the three files."""
     scenes = [dead_leaves(rng) for _ in range(6)]
     pictures = np.stack([segment(rng, scenes) for _ in range(train + held)])  # (segs, 150, 64, 128)
+    natural = len(pictures) * FRAMES
+    tests, stimulus, shown = typing()
+    pictures = np.concatenate([pictures, tests])  # shown to the same neurons
     grid = pictures.reshape(-1, ROWS, 2, COLS, 2).mean((2, 4)).reshape(-1, ROWS * COLS)
-    rates, kinds, fields = neurons(rng, grid)
-    spikes = counts(rng, rates)
+    rates, kinds, fields = neurons(rng, grid, natural)
+    spikes, noise = counts(rng, rates[:natural])
     frames = np.zeros((len(pictures), FRAMES, 96, 128))
     frames[:, :, 16:80] = np.round(255 * pictures)
     frames = frames.reshape(len(pictures), FRAMES, 12288)  # whole grey levels, letterboxed
+    typed = frames[train + held:].repeat(REPEATS, 0).astype(np.uint8)
+    frames, rates = frames[:train + held], rates.reshape(-1, FRAMES, NEURONS)
     import h5py
     with h5py.File(os.path.join(outdir, "standin.mat"), "w", userblock_size=512) as f:
         movie = f.create_dataset("trainingmovie_mini", (train * REPEATS, FRAMES, 12288), np.float64,
@@ -246,9 +307,13 @@ def write(outdir, rng, train, held):
         f.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, bench/standin.py".ljust(116) + bytes(12))
     np.save(os.path.join(outdir, "heldout_movie.npy"), frames[train:].repeat(REPEATS, 0))
     np.savez(os.path.join(outdir, "heldout.npz"), counts=spikes[train:],
-             rate=rates.reshape(-1, FRAMES, NEURONS)[train:], kind=kinds, field=fields)
+             rate=rates[train:train + held], kind=kinds, field=fields)
+    np.save(os.path.join(outdir, "typing_movie.npy"), typed)
+    np.savez(os.path.join(outdir, "typing.npz"), counts=counts(rng, rates[train + held:], noise)[0],
+             rate=rates[train + held:], kind=kinds, field=fields, stimulus=stimulus, shown=shown)
     print(f"wrote {outdir}: {train} training and {held} held-out segments, mean rate "
-          f"{rates.mean() * 30:.1f} spikes/s, {spikes.mean():.3f} spikes per bin")
+          f"{rates[:train + held].mean() * 30:.1f} spikes/s, {spikes.mean():.3f} spikes per bin; "
+          f"{len(tests)} typing clips, {rates[train + held:].mean() * 30:.1f} spikes/s")
 
 
 def main():

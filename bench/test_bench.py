@@ -72,6 +72,33 @@ def test_standin_writes_the_competition_layout(tmp_path):
     assert sorted(set(held["kind"])) == sorted(standin.KINDS)
     assert held["field"].shape == (54, 64, 128)
     assert np.load(tmp_path / "heldout_movie.npy", mmap_mode="r").shape == (6, 150, 12288)
+    typing = np.load(tmp_path / "typing.npz")
+    assert typing["counts"].shape == (10, 6, 150, 54) and typing["rate"].shape == (10, 150, 54)
+    assert (typing["kind"] == held["kind"]).all() and typing["shown"].shape == (10, 150)
+    movie = np.load(tmp_path / "typing_movie.npy")
+    assert movie.shape == (60, 150, 12288) and movie.dtype == np.uint8
+    assert (movie.reshape(10, 6, 150, 12288) == movie[::6, None]).all()
+
+
+def test_the_typing_set_shows_what_it_says():
+    movie, kinds, shown = standin.typing()
+    means = movie.mean((2, 3))  # (clips, frames)
+    assert (means[shown == "on step"] > 0.85).all() and (means[shown == "off step"] < 0.1).all()
+    assert np.allclose(means[shown == "grey"], standin.GREY)
+    assert {"gratings", "bars", "looming", "spots"} <= set(kinds)
+    looming = means[5][shown[5] == "looming"][:16]  # the first looming disc darkens the picture
+    assert (np.diff(looming) < 0).all()
+
+
+def test_the_typing_set_is_shown_to_the_same_neurons():
+    rng = np.random.default_rng(4)
+    scenes = [standin.dead_leaves(rng) for _ in range(2)]
+    natural = np.stack([standin.segment(rng, scenes) for _ in range(2)])
+    both = np.concatenate([natural, standin.typing()[0][:1]])
+    grids = [p.reshape(-1, 32, 2, 64, 2).mean((2, 4)).reshape(-1, 32 * 64) for p in (natural, both)]
+    alone = standin.neurons(np.random.default_rng(5), grids[0])[0]
+    shown = standin.neurons(np.random.default_rng(5), grids[1], natural=300)[0]
+    assert shown.shape == (450, 54) and np.allclose(shown[:300], alone, rtol=1e-4, atol=1e-6)
 
 
 def test_cnn_trains_on_a_tiny_standin(tmp_path):
@@ -87,3 +114,23 @@ def test_cnn_trains_on_a_tiny_standin(tmp_path):
     rates = cnn.predict(network, clips[:2])
     assert rates.shape == (2, 150, 54) and (rates >= 0).all() and np.isfinite(rates).all()
     assert summary["epochs"] == 3 and summary["losses"][-1] < summary["losses"][0]
+
+
+def test_insilico_rules_type_cells_by_their_indices():
+    import insilico
+
+    cells = {  # (dsi, osi, on_off, looming, radius, size, sustained, gratings/spots): type
+        (0.6, 0.7, 0.1, 0.0, 10, 16, 0.9, 1.0): "direction",
+        (0.1, 0.6, 0.1, 0.0, 10, 16, 0.9, 1.0): "orient",
+        (0.6, 0.7, 0.9, 0.0, 10, 8, 0.9, 0.1): "on",  # selective, but gratings hardly drive it
+        (0.1, 0.1, -0.5, 0.6, 10, 32, 0.5, 0.1): "looming",
+        (0.1, 0.1, 0.1, 0.0, 8, 4, 0.2, 0.1): "small",
+        (0.1, 0.1, 0.1, 0.0, 8, 32, 0.2, 0.1): "wide",
+        (0.1, 0.1, 0.8, 0.0, 24, 32, 0.9, 0.1): "wide",
+        (0.1, 0.1, -0.8, 0.1, 8, 8, 0.2, 0.1): "off_tr",
+    }
+    values = np.array(list(cells), float).T
+    indices = dict(zip(["direction", "orientation", "on_off", "looming", "radius", "size",
+                        "sustained"], values))
+    indices.update(y=values[0], tuning=values[-1][:, None], sizes=np.ones((len(cells), 1)))
+    assert list(insilico.kind(indices)) == list(cells.values())
