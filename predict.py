@@ -288,14 +288,16 @@ def ridge(X, Y, frames):
     G, B = sum(XX), sum(XY)  # the totals; the other folds' are the total less a fold's
     eye = np.eye(len(G)) * np.trace(G) / len(G)  # penalties scale with X'X's mean diagonal
     oof = np.empty((len(PENALTIES),) + Y.shape, np.float32)  # out-of-fold predictions
-    for f, xx, xy in [*zip(folds, XX, XY), (slice(0), 0, 0)]:  # each fold, then none
+    for f, xx, xy in zip(folds, XX, XY):
         A = G - xx
         # W = (X'X + lam I)^-1 X'Y of the other folds, for each penalty lam, in float64
         W = np.stack([np.linalg.solve(A + lam * eye, B - xy) for lam in PENALTIES])
         oof[:, f] = X[f] @ np.float32(W)
     best = np.argmin(((oof - Y) ** 2).sum(1), 0)  # each neuron's, by out-of-fold error
-    n = np.arange(Y.shape[1])
-    return W[best, :, n].T, oof[best, :, n].T
+    W = np.empty(B.shape)
+    for k in set(best):  # all the data's weights, at each penalty a neuron chose
+        W[:, best == k] = np.linalg.solve(G + PENALTIES[k] * eye, B[:, best == k])
+    return W, oof[best, :, np.arange(Y.shape[1])].T
 
 
 def knee(z, width):

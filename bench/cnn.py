@@ -1,7 +1,8 @@
 """The model people would pick today, trained on the same stand-in as predict.py and scored the same
 way: a convolutional core with a Gaussian readout per neuron, the Sensorium 2022 baseline family.
 
-    python bench/cnn.py DATADIR [--minutes M] [--seed S] [--epochs E] [--save PRED.npy]  # torch
+    python bench/cnn.py DATADIR [--minutes M] [--seed S] [--epochs E] [--save PRED.npy]
+                        [--typing TYPING.npy]  # torch
 
 DATADIR is from bench/standin.py (or ../shared/standin.py): standin.mat in the competition's layout
 (clip = segment * 6 + repeat), heldout_movie.npy and heldout.npz. On the CPU:
@@ -19,6 +20,8 @@ DATADIR is from bench/standin.py (or ../shared/standin.py): standin.mat in the c
            8 whole training segments (all their repeats) held out for validation; the learning rate
            times 0.3 when validation has not improved for 3 epochs, stopping after the third cut;
            the best weights restored at the end; a wall-clock cap of M minutes (default 15)
+--typing also predicts the typing set (typing_movie.npy from bench/standin.py) and writes it there,
+for bench/score.py TYPING.npy DATADIR/typing.npz.
 Prints one line (training time, epochs, whether the cap was reached, peak memory, held-out scores
 from bench/score.py) and score.py's line for each cell type when heldout.npz names them.
 Deterministic for a seed on one machine when the same number of epochs runs: the wall-clock cap can
@@ -156,6 +159,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=10**6, help="stop after this many epochs")
     parser.add_argument("--save", help="also write the held-out prediction to this .npy file")
+    parser.add_argument("--typing", help="also write the typing set's prediction to this file")
     args = parser.parse_args()
     with h5py.File(os.path.join(args.datadir, "standin.mat"), "r") as f:
         movie, counts = f["trainingmovie_mini"], f["FRhist_tr"][:]
@@ -171,6 +175,10 @@ def main():
                            for i in range(len(held_movie()))])  # every clip, each mapped anew
     if args.save:
         np.save(args.save, pred)
+    if args.typing:
+        typing = np.load(os.path.join(args.datadir, "typing_movie.npy"), mmap_mode="r")
+        np.save(args.typing, np.concatenate([predict(network, (shrink(clip[None]) - mean) / std)
+                                             for clip in typing]))
     with np.load(os.path.join(args.datadir, "heldout.npz")) as held:
         result = score.scores(pred, held["counts"], held["rate"])
         again = score.resampled(pred, held["counts"], held["rate"])
