@@ -294,7 +294,7 @@ def write(outdir, rng, train, held):
     frames = np.zeros((len(pictures), FRAMES, 96, 128))
     frames[:, :, 16:80] = np.round(255 * pictures)
     frames = frames.reshape(len(pictures), FRAMES, 12288)  # whole grey levels, letterboxed
-    typed = frames[train + held:].repeat(REPEATS, 0).astype(np.uint8)
+    typed = frames[train + held:].astype(np.uint8).repeat(REPEATS, 0)
     frames, rates = frames[:train + held], rates.reshape(-1, FRAMES, NEURONS)
     import h5py
     with h5py.File(os.path.join(outdir, "standin.mat"), "w", userblock_size=512) as f:
