@@ -305,14 +305,15 @@ def test_bad_input_on_the_command_line_is_one_line_and_changes_nothing(model_dir
     old, before = open_bytes(tmp_path / "out.npy"), open_bytes(tmp_path / "weights.npz")
     cases = bad_inputs(tmp_path)
     files = sorted(os.listdir(tmp_path))
-    for args, problem in cases:
-        done = subprocess.run(
-            [sys.executable, "predict.py", *args], cwd=tmp_path, capture_output=True, text=True
-        )
-        assert done.returncode == 2, (args, done.stderr)
-        assert done.stderr.count("\n") == 1 and problem in done.stderr, (args, done.stderr)
-        assert (tmp_path / "out.npy").read_bytes() == old
-        assert (tmp_path / "weights.npz").read_bytes() == before
+    children = [subprocess.Popen([sys.executable, "predict.py", *args], cwd=tmp_path, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                for args, _ in cases]  # all at once, since each is refused before any work
+    for (args, problem), child in zip(cases, children):
+        stderr = child.communicate(timeout=120)[1]
+        assert child.returncode == 2, (args, stderr)
+        assert stderr.count("\n") == 1 and problem in stderr, (args, stderr)
+    assert (tmp_path / "out.npy").read_bytes() == old
+    assert (tmp_path / "weights.npz").read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == files  # no new file, not even a temporary one
     assert np.array_equal(np.load(tmp_path / "good.npy"), np.zeros((2, 3, 12288)))
 
