@@ -138,13 +138,13 @@ def past(x, kernels):
     frames = np.arange(x.shape[-2])
     ago = np.subtract.outer(frames, frames)  # (frames, frames)
     # each kernel as a (frames, frames) matrix; frames to come (ago < 0) index zeros
-    filters = [np.float32(np.pad(k, (0, len(frames)))[ago]) for k in kernels]
+    filters = [np.float32(np.concatenate([k, np.zeros(len(frames))])[ago]) for k in kernels]
     return np.concatenate([F @ x for F in filters], -1)
 
 
 def box(a, b):
     """The kernel averaging the frames a to b - 1 frames before."""
-    return np.r_[np.zeros(a), np.ones(b - a) / (b - a)]
+    return (np.arange(b) >= a) / (b - a)
 
 
 @functools.cache
