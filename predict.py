@@ -42,7 +42,8 @@ GROUPS = [(np.s_[0:768], np.s_[0:120], 0.1, LAGS),  # local: ON, OFF, transient,
           (np.s_[1024:1536], np.s_[150:190], 0.04, LAGS),  # motion energy
           (np.s_[1536:1664], np.s_[190:318], 0.15, [(1, 6)]),  # small objects
           (np.s_[1664:1696], np.s_[318:350], 0.1, SINGLE)]  # plain block contrast
-CHANNELS, COMPONENTS = 1696, 350
+CHANNELS, COMPONENTS = 1696, 350  # of all the groups
+# the ridge's features: each group's components in each of its windows of lags
 FEATURES = sum(len(lags) * (cols.stop - cols.start) for _, cols, _, lags in GROUPS)
 # ridge penalties tried, times X'X's mean diagonal, and cross-validation folds, each a run
 # of whole segments
@@ -53,7 +54,9 @@ REPEAT = 1 / 255
 WIDTHS = 2.0 ** np.arange(-5, 1.1)  # softplus knee widths tried, times the mean rate
 STEPS = 6  # Fisher scoring steps for the output gain and offset (converged by then)
 WINDOW, PAST = 200, 27  # frames predicted at a time, and the frames before them they need
+# the weights beside this file, through any link to it
 WEIGHTS = os.path.join(os.path.dirname(os.path.realpath(__file__)), "weights.npz")
+# what --fit reads, as its messages name it
 DATA = "SCNeuronModelCompetition.mat (MATLAB v7.3, HDF5: save -v7.3) or an .npz of movie " \
     "and counts"
 
