@@ -138,10 +138,10 @@ def blur(image, sigma):
 def past(x, kernels):
     """(..., frames, kernels * k): x (..., frames, k) filtered in time by each kernel, whose
     j-th weight is that of the frame j frames before."""
-    frames = np.arange(x.shape[-2])
-    ago = np.subtract.outer(frames, frames)  # (frames, frames)
+    frames = x.shape[-2]
+    ago = np.subtract.outer(np.arange(frames), np.arange(frames))  # (frames, frames)
     # each kernel as a (frames, frames) matrix; frames to come (ago < 0) index zeros
-    filters = [np.float32(np.concatenate([k, np.zeros(len(frames))])[ago]) for k in kernels]
+    filters = [np.float32(np.concatenate([k, np.zeros(frames)])[ago]) for k in kernels]
     return np.concatenate([F @ x for F in filters], -1)
 
 
