@@ -105,10 +105,12 @@ def indices(w):
     # the radius of a disc of the area where the response is at least half its peak
     area = (field >= 0.5 * field.max(0)).sum(0) * 8 * 8  # pixels
     radius = np.sqrt(area / np.pi)
-    movies = np.stack([frames(protocol(y, x)) for y, x in centre])  # (neurons, 3, 150, 12288)
-    own = predict.predict(movies.reshape(-1, 150, 12288), w).reshape(len(centre), 3, 150, -1)
-    n = np.arange(len(centre))
-    own = own[n, :, :, n] - base[:, None, None]  # (neurons, 3, 150): each neuron's own
+    own = []  # (neurons, 3, 150): each neuron's rates for the stimuli at its own centre
+    for first in range(0, len(centre), 16):  # 16 neurons at a time, 88 MB of frames
+        movies = np.stack([frames(protocol(y, x)) for y, x in centre[first:first + 16]])
+        rates = predict.predict(movies.reshape(-1, 150, 12288), w).reshape(len(movies), 3, 150, -1)
+        own.append(rates[np.arange(len(movies)), :, :, first + np.arange(len(movies))])
+    own = np.concatenate(own) - base[:, None, None]
     steps, loom, sizes = own.transpose(1, 0, 2)  # (neurons, 150) each
     on, off = steps[:, 30:60], steps[:, 90:120]
     peak = np.maximum(np.stack([on.max(1), off.max(1)]), 1e-9)  # (2, neurons)
