@@ -42,7 +42,7 @@ GROUPS = [(np.s_[0:768], np.s_[0:120], 0.1, LAGS),  # local: ON, OFF, transient,
           (np.s_[1024:1536], np.s_[150:190], 0.04, LAGS),  # motion energy
           (np.s_[1536:1664], np.s_[190:318], 0.15, [(1, 6)]),  # small objects
           (np.s_[1664:1696], np.s_[318:350], 0.1, SINGLE)]  # plain block contrast
-CHANNELS, COMPONENTS = 1696, 350  # of all the groups
+CHANNELS, COMPONENTS = GROUPS[-1][0].stop, GROUPS[-1][1].stop  # of all the groups
 # the ridge's features: each group's components in each of its windows of lags
 FEATURES = sum(len(lags) * (cols.stop - cols.start) for _, cols, _, lags in GROUPS)
 # ridge penalties tried, times X'X's mean diagonal, and cross-validation folds, each a run
@@ -366,7 +366,8 @@ def header(w, key):
         version = min(np.lib.format.read_magic(file)[0], 2)  # 3.0 reads as 2.0
         shape, fortran, dtype = getattr(np.lib.format, f"read_array_header_{version}_0")(file)
         # where the entry starts in the .npz file, then its .npy header's length
-        return shape, dtype, (not fortran) * (file._orig_compress_start + file.tell())
+        start = file._orig_compress_start + file.tell()
+        return shape, dtype, 0 if fortran else start
 
 
 def mapped(path, z, key):

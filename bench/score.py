@@ -90,6 +90,7 @@ if __name__ == "__main__":
     with np.load(sys.argv[2]) as held:
         counts, rate = held["counts"], held["rate"]
         kind = held["kind"] if "kind" in held.files else np.full(counts.shape[-1], "all")
+        stimulus = held["stimulus"] if "stimulus" in held.files else []
     preds = [np.load(path) for path in sys.argv[1:2] + sys.argv[3:]]
     results = [(scores(p, counts, rate), resampled(p, counts, rate)) for p in preds]
     for name in ["all"] + [k for k in dict.fromkeys(kind) if k != "all"]:  # in order of appearance
@@ -97,8 +98,6 @@ if __name__ == "__main__":
         print(line(name, *results[0], pick))
         if len(results) > 1:
             print(line("  - other", *results[0], pick, *results[1]))
-    with np.load(sys.argv[2]) as held:
-        stimulus = held["stimulus"] if "stimulus" in held.files else []
     everyone = np.ones(len(kind), bool)
     for name in dict.fromkeys(stimulus):  # each kind of stimulus, over its segments
         clips = stimulus == name
