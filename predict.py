@@ -37,11 +37,11 @@ LAGS = [(1, 3), (3, 5), (5, 8), (8, 13)]  # windows of past frames averaged, 33-
 SINGLE = [(1, 2), (2, 3), (3, 4), (4, 5)]  # single past frames, 33-133 ms, for noise
 # the groups of channels: their channels, principal components kept, the RMS these are
 # scaled to (which sets the group's ridge penalty) and their windows of lags
-GROUPS = [(np.s_[0:768], np.s_[0:120], 0.1, LAGS),  # local: ON, OFF, transient, energy
-          (np.s_[768:1024], np.s_[120:150], 0.04, LAGS),  # oriented energy
-          (np.s_[1024:1536], np.s_[150:190], 0.04, LAGS),  # motion energy
-          (np.s_[1536:1664], np.s_[190:318], 0.15, [(1, 6)]),  # small objects
-          (np.s_[1664:1696], np.s_[318:350], 0.1, SINGLE)]  # plain block contrast
+GROUPS = [(slice(0, 768), slice(0, 120), 0.1, LAGS),  # local: ON, OFF, transient, energy
+          (slice(768, 1024), slice(120, 150), 0.04, LAGS),  # oriented energy
+          (slice(1024, 1536), slice(150, 190), 0.04, LAGS),  # motion energy
+          (slice(1536, 1664), slice(190, 318), 0.15, [(1, 6)]),  # small objects
+          (slice(1664, 1696), slice(318, 350), 0.1, SINGLE)]  # plain block contrast
 CHANNELS, COMPONENTS = GROUPS[-1][0].stop, GROUPS[-1][1].stop  # of all the groups
 # the ridge's features: each group's components in each of its windows of lags
 FEATURES = sum(len(lags) * (cols.stop - cols.start) for _, cols, _, lags in GROUPS)
@@ -128,10 +128,11 @@ def blocks(picture):
     return (rows @ columns).reshape(len(picture), 16, 32)
 
 
-def blur(image, sigma):
-    """(frames, rows, columns) means over a Gaussian of sigma blocks around each block."""
-    rows, columns = [np.exp(-0.5 * (np.arange(n)[:, None] - np.arange(n)) ** 2 / sigma**2)
-                     for n in image.shape[1:]]  # (n, n) weights
+def blur(image, sigma, step=1):
+    """(..., rows / step, columns / step) means over a Gaussian of sigma blocks around every
+    step-th block of image (..., rows, columns)."""
+    rows, columns = [np.exp(-0.5 * (np.arange(n)[:, None] - np.arange(step // 2, n, step)) ** 2
+                            / sigma**2) for n in image.shape[-2:]]  # (n, n / step) weights
     return np.float32(rows / rows.sum(0)).T @ image @ np.float32(columns / columns.sum(0))
 
 
@@ -152,21 +153,21 @@ def box(a, b):
 
 @functools.cache
 def gabors():
-    """(512, 2 * 8 * 32) float32 Gabor filters over the 16 x 32 blocks of 4 x 4 pixels,
-    even then odd, at 2 scales and 4 orientations, centred on each 16 x 16 pixel block."""
-    y, x, row, column = np.mgrid[0:16, 0:32, 0:4, 0:8]  # each block, each centre
-    dy, dx = y - 4 * row - 1.5, x - 4 * column - 1.5  # from each centre, in blocks
-    filters = []
+    """(16 * 32, 2 * 2 * 4 * 4 * 8) float32 Gabor filters over the 16 x 32 blocks of 4 x 4
+    pixels, even and odd, at 2 scales and 4 orientations, centred on each 16 x 16 pixel
+    block: the Gaussian mean of an image times a wave, less the image's mean times the
+    wave's (so as to be blind to uniform light), for the image of each block alone."""
+    image = np.eye(512, dtype=np.float32).reshape(512, 16, 32)
+    y, x = np.mgrid[0:16, 0:32]
+    g = []
     for (sigma, period), angle in itertools.product(SCALES, np.arange(4) * np.pi / 4):
-        envelope = np.exp(-(dx**2 + dy**2) / (2 * sigma**2))
-        wave = np.exp(2j * np.pi * (dx * np.cos(angle) + dy * np.sin(angle)) / period)
-        g = envelope * wave
-        # less the envelope's share of its sum, so that it is blind to uniform light
-        filters.append(g - envelope * g.sum((0, 1)) / envelope.sum((0, 1)))
-    g = np.concatenate([np.real(filters), np.imag(filters)])  # (16, 16, 32, 4, 8)
-    g /= abs(g).sum((1, 2), keepdims=True)  # of unit absolute sum
-    # rounded, so that no subnormal float32 slows the products; (16 * 32, 16 * 4 * 8)
-    return np.float32(g.round(7)).transpose(1, 2, 0, 3, 4).reshape(512, 512)
+        phase = 2 * np.pi * (x * np.cos(angle) + y * np.sin(angle)) / period  # (16, 32)
+        wave = 2 * np.float32([np.cos(phase), np.sin(phase)])  # even, odd: amplitude 1 out
+        mean = lambda image: blur(image, sigma, 4)
+        g.append(mean(image[:, None] * wave) - mean(image)[:, None] * mean(wave))
+    # (blocks, even/odd, 2 scales * 4 orientations, 4, 8), rounded, so that no subnormal
+    # float32 slows the products
+    return np.float32(np.stack(g, 2).reshape(512, 512).round(7))
 
 
 def motion(f):
@@ -174,9 +175,10 @@ def motion(f):
     energy rectified in both signs, of (frames, 16, 32) contrast f: Adelson & Bergen's
     (1985) quadrature pairs in space and time."""
     t = np.arange(TAPS)
-    fast, slow = [t**2 * np.exp(-2 * t / p) / (t**2 * np.exp(-2 * t / p)).sum() for p in PEAKS]
+    lobes = t**2 * np.exp(-2 * t / np.reshape(PEAKS, (2, 1)))  # (2, TAPS)
+    fast, slow = lobes / lobes.sum(1, keepdims=True)
     S = f.reshape(len(f), 512) @ gabors()  # filtered in space once, then twice in time
-    # (band-pass, low-pass; frames; even, odd; 8 filters * 4 * 8 centres)
+    # (band-pass, low-pass; frames; even, odd; 2 scales * 4 orientations * 4 * 8 centres)
     band, low = past(S, [fast - slow, slow]).reshape(len(f), 2, 2, 256).swapaxes(0, 1)
     energy = (band**2 + low**2).sum(1)
     opponent = 4 * (band[:, 0] * low[:, 1] - band[:, 1] * low[:, 0]) / (NORMAL + energy)
@@ -284,7 +286,7 @@ def ridge(X, Y, frames):
     segments of frames rows, and the chosen penalties' out-of-fold predictions."""
     runs = len(X) // frames  # of segments
     bounds = np.linspace(0, runs, min(FOLDS, runs) + 1).astype(int) * frames
-    folds = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+    folds = [slice(a, b) for a, b in itertools.pairwise(bounds)]
     Y = np.float32(Y)
     XX = [(X[f].T @ X[f]).astype(float) for f in folds]  # each fold's X'X, in float32
     XY = [(X[f].T @ Y[f]).astype(float) for f in folds]  # ... and X'Y
@@ -310,10 +312,10 @@ def knee(z, width):
     return width * (np.maximum(v, 0) + np.log(1 + np.exp(-abs(v))) + 0.25)
 
 
-def output(z, counts, rate):
+def output(z, counts):
     """Each neuron's knee width, gain a and offset b of knee(a z + b, width), for ridge
-    outputs z (rows, neurons), by the Poisson likelihood of counts (rows, neurons); rate:
-    the mean rates."""
+    outputs z (rows, neurons), by the Poisson likelihood of counts (rows, neurons)."""
+    rate = np.maximum(counts.mean(0), 1e-3)  # each neuron's, kept off zero for silent ones
     z, counts = np.float32(z), np.float32(counts)  # float32: exp and log 4 times faster
     widths = np.float32(WIDTHS[:, None] * rate)  # (widths, neurons)
     loss = [(r - counts * np.log(r)).sum(0, float) for r in (knee(z, w) for w in widths)]
@@ -333,9 +335,9 @@ def output(z, counts, rate):
 def fit(path):
     """Weights fitted to the data at path, after printing what it found and how well."""
     C, Y, trials, high = read(path)
-    segments, frames = C.shape[:2]
+    frames = C.shape[1]
     repeats = "-".join(map(str, sorted({trials.min(), trials.max()})))
-    print(f"{trials.sum()} clips: {segments} segments x {repeats} repeats")
+    print(f"{trials.sum()} clips: {len(C)} segments x {repeats} repeats")
     mean, axes = principal(C)
     X = features(C, axes).reshape(-1, FEATURES)  # (rows, features)
     del C  # the largest array, done with
@@ -343,9 +345,9 @@ def fit(path):
     mx, my = X.mean(0), Y.mean(0)
     X -= mx
     W, z = ridge(X, Y - my, frames)
-    rate = np.maximum(my, 1e-3)  # each neuron's mean rate, kept off zero for silent ones
-    width, a, b = output(z + my, Y, rate)
-    rates = knee(a * (z + my) + b, width)
+    z += my  # the out-of-fold predictions
+    width, a, b = output(z, Y)
+    rates = knee(a * z + b, width)
     r = [(v - v.mean(0)) / (v.std(0) + 1e-12) for v in (rates, Y)]  # standardised
     cc = (r[0] * r[1]).mean()
     print(f"cross-validated over whole segments: cc with the trial average {cc:.3f}")
@@ -360,7 +362,7 @@ def fit(path):
 def header(w, key):
     """The shape and dtype of w[key] and, where w is an open .npz and w[key] is in C
     order, the offset of its data in the file (else 0), read from its .npy header alone."""
-    if not isinstance(w, np.lib.npyio.NpzFile):
+    if not hasattr(w, "zip"):  # not an open .npz
         return np.shape(w[key]), np.asarray(w[key]).dtype, 0
     with w.zip.open(key + ".npy") as file:  # a header that lies is found out when read
         version = min(np.lib.format.read_magic(file)[0], 2)  # 3.0 reads as 2.0
@@ -391,8 +393,8 @@ def valid(w):
           f"not {shapes}")
     check(all(d.kind in "iuf" for d in dtypes), f"need numbers, not {list(map(str, dtypes))}")
     w = {key: np.asarray(w[key]) for key in keys}
-    top = np.finfo(np.float32).max
-    check(all((abs(v) <= top).all() for v in w.values()), "need numbers finite in float32")
+    largest = np.max([abs(v).max() for v in w.values()])  # NaN if any is
+    check(largest <= np.finfo(np.float32).max, "need numbers finite in float32")
     check((w["width"] > 0).all(), "need knee widths > 0")
     return {key: np.float32(v) for key, v in w.items()}
 
@@ -420,10 +422,10 @@ def predict(movie, w=None):
     frames = shape[2:] in [(12288,), (96, 128)] and min(shape[:2], default=0) > 0
     check(frames and given.dtype.kind in "iuf", "a movie must be 1 or more clips of 1 or "
           f"more frames of 12288 or 96 x 128 grey levels, not {given.dtype} {given.shape}")
+    clips = given.reshape(*shape[:2], 12288)  # (clips, frames, pixels)
     rates, high = np.empty((*shape[:2], len(w["bias"]))), 0
     for clip, start in itertools.product(range(shape[0]), range(0, shape[1], WINDOW)):
-        part = given.reshape(shape)[clip, max(start - PAST, 0):start + WINDOW]  # and past
-        part = part.reshape(len(part), 12288)  # (frames, pixels)
+        part = clips[clip, max(start - PAST, 0):start + WINDOW]  # and the frames before
         high = max(high, grey(part))
         part = np.float32(part[:, PICTURE])  # in memory, no longer a view of the file
         release(given)
@@ -454,27 +456,25 @@ def save(path, make, keep, magic):
     except OSError as error:
         raise ValueError(f"can't write {path}: {error.strerror}") from None
     if old:
-        inputs = [os.stat(k)[1:3] for k in keep if os.path.exists(k)]  # (inode, device)
-        check(old[1:3] not in inputs, f"{problem}: it is also the input")
-        writable = old.st_mode & 0o222 and os.access(target, os.W_OK)
-        check(writable, f"{problem}: it is read-only")
+        inputs = [k for k in keep if os.path.exists(k) and os.path.samefile(k, target)]
+        check(not inputs, f"{problem}: it is also the input")
+        check(old.st_mode & 0o222 and os.access(target, os.W_OK), f"{problem}: it is read-only")
         start = np.fromfile(target, np.uint8, len(magic)).tobytes()
         check(start == magic, f"{problem}: it is not a NumPy file, and would be lost")
         # in a sticky folder only the file's owner, or the folder's, may replace it
-        owners = (0, old.st_uid, os.stat(folder).st_uid)
-        sticky = os.stat(folder).st_mode & stat.S_ISVTX
-        check(not sticky or os.geteuid() in owners, f"{problem}: another user's file in a "
-              "sticky folder")
+        shared = os.stat(folder)
+        owners = (0, old.st_uid, shared.st_uid)
+        check(shared.st_mode & stat.S_ISVTX == 0 or os.geteuid() in owners,
+              f"{problem}: another user's file in a sticky folder")
     # the temporary, named after the output and readable by us alone, made before any work
     name = f".{os.path.basename(target)[:200]}."
     descriptor, tmp = attempt(lambda: tempfile.mkstemp(".tmp", name, folder),
                               f"can't write {path} (no file can be made in {folder})")
-    def write():  # the whole file, so that a full disk fails here, with its own error
-        with open(descriptor, "wb", closefd=False) as file:
-            np.savez_compressed(file, **result) if magic == b"" else np.save(file, result)
     try:
-        result = make()
-        attempt(write, f"can't write {path}")
+        with open(descriptor, "wb", buffering=0) as file:  # so that a full disk fails here
+            result = make()
+            attempt(lambda: np.save(file, result) if magic else
+                    np.savez_compressed(file, **result), f"can't write {path}")
         umask = os.umask(0o077)  # the umask can only be read by setting it
         os.umask(umask)
         os.chmod(tmp, old.st_mode & 0o7777 if old else 0o666 & ~umask)  # kept, or umask's
@@ -484,8 +484,6 @@ def save(path, make, keep, magic):
     except BaseException:  # only this run's temporary is removed
         os.remove(tmp)
         raise
-    finally:
-        os.close(descriptor)
     return result
 
 

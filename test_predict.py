@@ -697,7 +697,7 @@ def test_the_output_gain_and_offset_maximise_the_poisson_likelihood():
     rng = np.random.default_rng(24)
     z = rng.normal(0.1, 0.1, (3000, 2))  # ridge outputs of two neurons, shrunk towards the mean
     counts = rng.poisson(predict.knee(1.5 * z + 0.02, 0.05))  # whose true gain is 1.5
-    width, gain, offset = predict.output(z, counts, counts.mean(0))
+    width, gain, offset = predict.output(z, counts)
     loss = lambda a, b: (lambda r: (r - counts * np.log(r)).sum(0))(predict.knee(a * z + b, width))
     grid = [(a, b) for a in np.linspace(0.5, 4, 71) for b in np.linspace(-0.4, 0.2, 61)]
     assert (loss(gain, offset) <= np.min([loss(a, b) for a, b in grid], 0) + 1e-9).all()
