@@ -41,7 +41,8 @@ GROUPS = [(slice(0, 768), slice(0, 120), 0.1, LAGS),  # local: ON, OFF, transien
           (slice(768, 1024), slice(120, 150), 0.04, LAGS),  # oriented energy
           (slice(1024, 1536), slice(150, 190), 0.04, LAGS),  # motion energy
           (slice(1536, 1664), slice(190, 318), 0.15, [(1, 6)]),  # small objects
-          (slice(1664, 1696), slice(318, 350), 0.1, SINGLE)]  # plain block contrast
+          (slice(1664, 1696), slice(318, 350), 0.1, SINGLE),  # plain block contrast
+          (slice(1696, 1952), slice(350, 366), 0.1, LAGS)]  # wide: looming, change
 CHANNELS, COMPONENTS = GROUPS[-1][0].stop, GROUPS[-1][1].stop  # of all the groups
 # the ridge's features: each group's components in each of its windows of lags
 FEATURES = sum(len(lags) * (cols.stop - cols.start) for _, cols, _, lags in GROUPS)
@@ -187,8 +188,8 @@ def motion(f):
 
 
 def channels(fine):
-    """(frames, 768 + 768 + 128 + 32) local, oriented and motion, small-object and plain
-    channels of one clip's (frames, 16, 32) 4 x 4 pixel block means."""
+    """(frames, 768 + 768 + 128 + 32 + 256) local, oriented and motion, small-object, plain
+    and wide-field channels of one clip's (frames, 16, 32) 4 x 4 pixel block means."""
     f = (fine / 127.5 - 1).astype(np.float32)  # contrast of 4 x 4 pixel blocks
     c = pool(f)  # (frames, 8, 16): of 8 x 8 pixel blocks
     around = blur(c, SIGMA)  # the mean contrast around each block
@@ -201,7 +202,14 @@ def channels(fine):
     small = pool(np.maximum(change - around, 0) / (SMALL + around))  # (frames, 8, 16)
     local = np.maximum([x, -x, d, -d], 0)  # (4, frames, 128): ON, OFF and transient
     plain = pool(c).reshape(-1, 32)  # contrast of 16 x 16 pixel blocks, for noise
-    return np.concatenate([*local, x * x, d * d, motion(f), small.reshape(-1, 128), plain], -1)
+    # wide fields: the dark area around times its growth, as looming detectors multiply an
+    # object's size and its expansion (Gabbiani et al. 2002; Zhao et al. 2014), and the
+    # square of the change around, each over the 16 px Gaussian of the gain control
+    dark = blur(np.maximum(-c, 0), POOL)
+    darkening = blur(np.maximum(-np.diff(c, axis=0, prepend=c[:1]), 0), POOL)
+    wide = np.stack([dark * darkening, blur(pool(change), POOL) ** 2], 1).reshape(-1, 256)
+    return np.concatenate([*local, x * x, d * d, motion(f), small.reshape(-1, 128), plain,
+                           wide], -1)
 
 
 def features(C, axes):
