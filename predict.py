@@ -26,6 +26,7 @@ SURROUND, SIGMA = 0.8, 1.0  # weight and width (8 px blocks) of the surround, as
 # contrast gain control, as the retina adapts: divide by sqrt(0.1 + the contrast energy
 # over a Gaussian of 2 blocks (16 px) and the last 5 frames (170 ms))
 GAIN, POOL, RECENT = 0.1, 2.0, 5
+ADAPT = 45  # frames (1.5 s) of light that the adapted ON and OFF channels are divided by
 # small objects, as in the SC's size-tuned cells: the change over 0.02 + the change in a
 # Gaussian of 4 blocks of 4 px (16 px) around
 SMALL, AROUND = 0.02, 4.0
@@ -37,12 +38,13 @@ LAGS = [(1, 3), (3, 5), (5, 8), (8, 13)]  # windows of past frames averaged, 33-
 SINGLE = [(1, 2), (2, 3), (3, 4), (4, 5)]  # single past frames, 33-133 ms, for noise
 # the groups of channels: their channels, principal components kept, the RMS these are
 # scaled to (which sets the group's ridge penalty) and their windows of lags
-GROUPS = [(slice(0, 768), slice(0, 120), 0.1, LAGS),  # local: ON, OFF, transient, energy
-          (slice(768, 1024), slice(120, 150), 0.04, LAGS),  # oriented energy
-          (slice(1024, 1536), slice(150, 190), 0.04, LAGS),  # motion energy
-          (slice(1536, 1664), slice(190, 318), 0.15, [(1, 6)]),  # small objects
-          (slice(1664, 1696), slice(318, 350), 0.1, SINGLE),  # plain block contrast
-          (slice(1696, 1952), slice(350, 366), 0.1, LAGS)]  # wide: looming, change
+GROUPS = [(slice(0, 768), slice(0, 96), 0.1, LAGS),  # local: ON, OFF, transient, energy
+          (slice(768, 1024), slice(96, 126), 0.04, LAGS),  # oriented energy
+          (slice(1024, 1536), slice(126, 166), 0.04, LAGS),  # motion energy
+          (slice(1536, 1664), slice(166, 294), 0.15, [(1, 6)]),  # small objects
+          (slice(1664, 1696), slice(294, 326), 0.1, SINGLE),  # plain block contrast
+          (slice(1696, 1952), slice(326, 342), 0.1, LAGS),  # wide: looming, change
+          (slice(1952, 2208), slice(342, 350), 0.1, LAGS)]  # adapted ON, OFF
 CHANNELS, COMPONENTS = GROUPS[-1][0].stop, GROUPS[-1][1].stop  # of all the groups
 # the ridge's features: each group's components in each of its windows of lags
 FEATURES = sum(len(lags) * (cols.stop - cols.start) for _, cols, _, lags in GROUPS)
@@ -54,7 +56,8 @@ PENALTIES, FOLDS = 10.0 ** np.arange(-0.5, 1.1, 0.5), 3
 REPEAT = 1 / 255
 WIDTHS = 2.0 ** np.arange(-5, 1.1)  # softplus knee widths tried, times the mean rate
 STEPS = 6  # Fisher scoring steps for the output gain and offset (converged by then)
-WINDOW, PAST = 200, 27  # frames predicted at a time, and the frames before them they need
+WINDOW = 200  # frames predicted at a time
+PAST = ADAPT + LAGS[-1][1]  # the frames before them that they need
 # the weights beside this file, through any link to it
 WEIGHTS = os.path.join(os.path.dirname(os.path.realpath(__file__)), "weights.npz")
 # what --fit reads, as its messages name it
@@ -139,12 +142,14 @@ def blur(image, sigma, step=1):
 
 def past(x, kernels):
     """(..., frames, kernels * k): x (..., frames, k) filtered in time by each kernel, whose
-    j-th weight is that of the frame j frames before."""
-    frames = x.shape[-2]
-    ago = np.subtract.outer(np.arange(frames), np.arange(frames))  # (frames, frames)
-    # each kernel as a (frames, frames) matrix; frames to come (ago < 0) index zeros
-    filters = [np.float32(np.concatenate([k, np.zeros(frames)])[ago]) for k in kernels]
-    return np.concatenate([F @ x for F in filters], -1)
+    j-th weight is that of the frame j frames before (none before the first)."""
+    frames, filtered = x.shape[-2], []
+    for kernel in kernels:
+        kernel, y = np.float32(kernel), np.zeros_like(x)
+        for j in np.flatnonzero(kernel[:frames]):  # each frame j before, added in
+            y[..., j:, :] += kernel[j] * x[..., :frames - j, :]
+        filtered.append(y)
+    return np.concatenate(filtered, -1)
 
 
 def box(a, b):
@@ -188,14 +193,19 @@ def motion(f):
 
 
 def channels(fine):
-    """(frames, 768 + 768 + 128 + 32 + 256) local, oriented and motion, small-object, plain
-    and wide-field channels of one clip's (frames, 16, 32) 4 x 4 pixel block means."""
+    """(frames, 768 + 768 + 128 + 32 + 256 + 256) local, oriented and motion, small-object,
+    plain, wide-field and adapted channels of one clip's (frames, 16, 32) 4 x 4 pixel block
+    means."""
     f = (fine / 127.5 - 1).astype(np.float32)  # contrast of 4 x 4 pixel blocks
     c = pool(f)  # (frames, 8, 16): of 8 x 8 pixel blocks
     around = blur(c, SIGMA)  # the mean contrast around each block
     energy = (c - around) ** 2 + pool(f * f) - c * c  # contrast energy: around, within
     energy = past(blur(energy, POOL).reshape(len(f), 128), [box(0, RECENT)])
     x = (c - SURROUND * around).reshape(len(f), 128) / np.sqrt(GAIN + energy)
+    # the same, adapted as well to how far the light around was from mid-grey (its mean
+    # contrast squared) over the last 1.5 s; the ridge weighs both (the data chooses)
+    light = past(blur(c * c, POOL).reshape(len(f), 128), [box(0, ADAPT)])
+    adapted = x * np.sqrt((GAIN + energy) / (GAIN + energy + light))
     d = np.diff(x, axis=0, prepend=x[:1])  # the change since the last frame
     change = np.abs(np.diff(f, axis=0, prepend=f[:1]))  # (frames, 16, 32)
     around = blur(change, AROUND)  # the change around each 4 x 4 pixel block
@@ -209,7 +219,7 @@ def channels(fine):
     darkening = blur(np.maximum(-np.diff(c, axis=0, prepend=c[:1]), 0), POOL)
     wide = np.stack([dark * darkening, blur(pool(change), POOL) ** 2], 1).reshape(-1, 256)
     return np.concatenate([*local, x * x, d * d, motion(f), small.reshape(-1, 128), plain,
-                           wide], -1)
+                           wide, np.maximum(adapted, 0), np.maximum(-adapted, 0)], -1)
 
 
 def features(C, axes):
