@@ -38,13 +38,12 @@ LAGS = [(1, 3), (3, 5), (5, 8), (8, 13)]  # windows of past frames averaged, 33-
 SINGLE = [(1, 2), (2, 3), (3, 4), (4, 5)]  # single past frames, 33-133 ms, for noise
 # the groups of channels: their channels, principal components kept, the RMS these are
 # scaled to (which sets the group's ridge penalty) and their windows of lags
-GROUPS = [(slice(0, 768), slice(0, 96), 0.1, LAGS),  # local: ON, OFF, transient, energy
-          (slice(768, 1024), slice(96, 126), 0.04, LAGS),  # oriented energy
-          (slice(1024, 1536), slice(126, 166), 0.04, LAGS),  # motion energy
-          (slice(1536, 1664), slice(166, 294), 0.15, [(1, 6)]),  # small objects
-          (slice(1664, 1696), slice(294, 326), 0.1, SINGLE),  # plain block contrast
-          (slice(1696, 1952), slice(326, 342), 0.1, LAGS),  # wide: looming, change
-          (slice(1952, 2208), slice(342, 350), 0.1, LAGS)]  # adapted ON, OFF
+GROUPS = [(slice(0, 768), slice(0, 120), 0.1, LAGS),  # local: ON, OFF, transient, energy
+          (slice(768, 1024), slice(120, 150), 0.04, LAGS),  # oriented energy
+          (slice(1024, 1536), slice(150, 190), 0.04, LAGS),  # motion energy
+          (slice(1536, 1664), slice(190, 318), 0.15, [(1, 6)]),  # small objects
+          (slice(1664, 1696), slice(318, 350), 0.1, SINGLE),  # plain block contrast
+          (slice(1696, 1952), slice(350, 358), 0.1, LAGS)]  # adapted ON, OFF
 CHANNELS, COMPONENTS = GROUPS[-1][0].stop, GROUPS[-1][1].stop  # of all the groups
 # the ridge's features: each group's components in each of its windows of lags
 FEATURES = sum(len(lags) * (cols.stop - cols.start) for _, cols, _, lags in GROUPS)
@@ -193,9 +192,8 @@ def motion(f):
 
 
 def channels(fine):
-    """(frames, 768 + 768 + 128 + 32 + 256 + 256) local, oriented and motion, small-object,
-    plain, wide-field and adapted channels of one clip's (frames, 16, 32) 4 x 4 pixel block
-    means."""
+    """(frames, 768 + 768 + 128 + 32 + 256) local, oriented and motion, small-object, plain
+    and adapted channels of one clip's (frames, 16, 32) 4 x 4 pixel block means."""
     f = (fine / 127.5 - 1).astype(np.float32)  # contrast of 4 x 4 pixel blocks
     c = pool(f)  # (frames, 8, 16): of 8 x 8 pixel blocks
     around = blur(c, SIGMA)  # the mean contrast around each block
@@ -212,14 +210,8 @@ def channels(fine):
     small = pool(np.maximum(change - around, 0) / (SMALL + around))  # (frames, 8, 16)
     local = np.maximum([x, -x, d, -d], 0)  # (4, frames, 128): ON, OFF and transient
     plain = pool(c).reshape(-1, 32)  # contrast of 16 x 16 pixel blocks, for noise
-    # wide fields: the dark area around times its growth, as looming detectors multiply an
-    # object's size and its expansion (Gabbiani et al. 2002; Zhao et al. 2014), and the
-    # square of the change around, each over the 16 px Gaussian of the gain control
-    dark = blur(np.maximum(-c, 0), POOL)
-    darkening = blur(np.maximum(-np.diff(c, axis=0, prepend=c[:1]), 0), POOL)
-    wide = np.stack([dark * darkening, blur(pool(change), POOL) ** 2], 1).reshape(-1, 256)
     return np.concatenate([*local, x * x, d * d, motion(f), small.reshape(-1, 128), plain,
-                           wide, np.maximum(adapted, 0), np.maximum(-adapted, 0)], -1)
+                           np.maximum(adapted, 0), np.maximum(-adapted, 0)], -1)
 
 
 def features(C, axes):

@@ -993,9 +993,8 @@ def test_fit_from_an_npz_reads_the_movie_a_part_at_a_time(tmp_path):
 
 def test_planted_neurons_are_learned_from_every_kind_of_movie():
     planted = runpy.run_path(str(HERE / "bench" / "planted.py"))  # bench/planted.py's functions
-    # white, block and sparse noise gave 0.016, 0.126 and 0.255 before the plain group, 0.305,
-    # 0.577 and 0.706 with it, and 0.249, 0.585 and 0.699 with the wide and adapted groups
-    for kind, least in [("white", 0.2), ("block", 0.5), ("sparse", 0.5)]:
+    # white, block and sparse noise gave 0.016, 0.126 and 0.255 before the plain group
+    for kind, least in [("white", 0.25), ("block", 0.5), ("sparse", 0.5)]:
         assert planted["trial"](kind, 2017, 16, 2, 80, 4) > least, kind
 
 
