@@ -38,12 +38,12 @@ LAGS = [(1, 3), (3, 5), (5, 8), (8, 13)]  # windows of past frames averaged, 33-
 SINGLE = [(1, 2), (2, 3), (3, 4), (4, 5)]  # single past frames, 33-133 ms, for noise
 # the groups of channels: their channels, principal components kept, the RMS these are
 # scaled to (which sets the group's ridge penalty) and their windows of lags
-GROUPS = [(slice(0, 768), slice(0, 120), 0.1, LAGS),  # local: ON, OFF, transient, energy
-          (slice(768, 1024), slice(120, 150), 0.04, LAGS),  # oriented energy
-          (slice(1024, 1536), slice(150, 190), 0.04, LAGS),  # motion energy
-          (slice(1536, 1664), slice(190, 318), 0.15, [(1, 6)]),  # small objects
-          (slice(1664, 1696), slice(318, 350), 0.1, SINGLE),  # plain block contrast
-          (slice(1696, 1952), slice(350, 358), 0.1, LAGS)]  # adapted ON, OFF
+GROUPS = [(slice(0, 768), slice(0, 112), 0.1, LAGS),  # local: ON, OFF, transient, energy
+          (slice(768, 1024), slice(112, 142), 0.04, LAGS),  # oriented energy
+          (slice(1024, 1536), slice(142, 182), 0.04, LAGS),  # motion energy
+          (slice(1536, 1664), slice(182, 310), 0.15, [(1, 6)]),  # small objects
+          (slice(1664, 1696), slice(310, 342), 0.1, SINGLE),  # plain block contrast
+          (slice(1696, 1952), slice(342, 350), 0.1, LAGS)]  # adapted ON, OFF
 CHANNELS, COMPONENTS = GROUPS[-1][0].stop, GROUPS[-1][1].stop  # of all the groups
 # the ridge's features: each group's components in each of its windows of lags
 FEATURES = sum(len(lags) * (cols.stop - cols.start) for _, cols, _, lags in GROUPS)
