@@ -168,7 +168,7 @@ def gabors():
     for (sigma, period), angle in itertools.product(SCALES, np.arange(4) * np.pi / 4):
         phase = 2 * np.pi * (x * np.cos(angle) + y * np.sin(angle)) / period  # (16, 32)
         wave = 2 * np.float32([np.cos(phase), np.sin(phase)])  # even, odd: amplitude 1 out
-        mean = lambda image: blur(image, sigma, 4)
+        mean = functools.partial(blur, sigma=sigma, step=4)  # at the 4 x 8 centres
         g.append(mean(image[:, None] * wave) - mean(image)[:, None] * mean(wave))
     # (blocks, even/odd, 2 scales * 4 orientations, 4, 8), rounded, so that no subnormal
     # float32 slows the products
