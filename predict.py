@@ -56,7 +56,7 @@ REPEAT = 1 / 255
 WIDTHS = 2.0 ** np.arange(-5, 1.1)  # softplus knee widths tried, times the mean rate
 STEPS = 6  # Fisher scoring steps for the output gain and offset (converged by then)
 WINDOW = 200  # frames predicted at a time
-PAST = ADAPT + LAGS[-1][1]  # the frames before them that they need
+PAST = max(ADAPT, TAPS) + LAGS[-1][1]  # the frames before them that they need
 # the weights beside this file, through any link to it
 WEIGHTS = os.path.join(os.path.dirname(os.path.realpath(__file__)), "weights.npz")
 # what --fit reads, as its messages name it
@@ -480,11 +480,12 @@ def save(path, make, keep, magic):
     name = f".{os.path.basename(target)[:200]}."
     descriptor, tmp = attempt(lambda: tempfile.mkstemp(".tmp", name, folder),
                               f"can't write {path} (no file can be made in {folder})")
+    def write():  # the whole file, flushed, so that a full disk fails here, with its own error
+        with open(descriptor, "wb", closefd=False) as file:
+            np.save(file, result) if magic else np.savez_compressed(file, **result)
     try:
-        with open(descriptor, "wb", buffering=0) as file:  # so that a full disk fails here
-            result = make()
-            attempt(lambda: np.save(file, result) if magic else
-                    np.savez_compressed(file, **result), f"can't write {path}")
+        result = make()
+        attempt(write, f"can't write {path}")
         umask = os.umask(0o077)  # the umask can only be read by setting it
         os.umask(umask)
         os.chmod(tmp, old.st_mode & 0o7777 if old else 0o666 & ~umask)  # kept, or umask's
@@ -494,6 +495,8 @@ def save(path, make, keep, magic):
     except BaseException:  # only this run's temporary is removed
         os.remove(tmp)
         raise
+    finally:
+        os.close(descriptor)
     return result
 
 
