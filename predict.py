@@ -36,20 +36,23 @@ SCALES = [(1.5, 4.0), (2.5, 8.0)]  # Gabor sigma and period in 4 px blocks: 6, 1
 PEAKS, TAPS, NORMAL = (2.5, 4.5), 15, 0.03
 LAGS = [(1, 3), (3, 5), (5, 8), (8, 13)]  # windows of past frames averaged, 33-400 ms
 SINGLE = [(1, 2), (2, 3), (3, 4), (4, 5)]  # single past frames, 33-133 ms, for noise
-# the groups of channels: their channels, principal components kept, the RMS these are
-# scaled to (which sets the group's ridge penalty) and their windows of lags
+# the groups of channels, in order: their channels, principal components kept, the RMS
+# these are scaled to (which sets the group's ridge penalty) and their windows of lags
 GROUPS = [(slice(0, 768), slice(0, 112), 0.1, LAGS),  # local: ON, OFF, transient, energy
           (slice(768, 1024), slice(112, 142), 0.04, LAGS),  # oriented energy
           (slice(1024, 1536), slice(142, 182), 0.04, LAGS),  # motion energy
           (slice(1536, 1664), slice(182, 310), 0.15, [(1, 6)]),  # small objects
-          (slice(1664, 1696), slice(310, 342), 0.1, SINGLE),  # plain block contrast
-          (slice(1696, 1952), slice(342, 350), 0.1, LAGS)]  # adapted ON, OFF
+          (slice(1664, 1696), slice(310, 342), 0.1, SINGLE),  # plain contrast, 16 px blocks
+          (slice(1696, 1952), slice(342, 350), 0.1, LAGS),  # adapted ON, OFF
+          (slice(1952, 2080), slice(350, 478), 0.1, SINGLE)]  # plain, 8 px: fitted second
 CHANNELS, COMPONENTS = GROUPS[-1][0].stop, GROUPS[-1][1].stop  # of all the groups
-# the ridge's features: each group's components in each of its windows of lags
-FEATURES = sum(len(lags) * (cols.stop - cols.start) for _, cols, _, lags in GROUPS)
+# the ridge's features: each group's components in each of its windows of lags, and how
+# many of them are all the groups' but the last
+FEATURES, MAIN = (sum(len(lags) * (cols.stop - cols.start) for _, cols, _, lags in groups)
+                  for groups in (GROUPS, GROUPS[:-1]))
 # ridge penalties tried, times X'X's mean diagonal, and cross-validation folds, each a run
-# of whole segments
-PENALTIES, FOLDS = 10.0 ** np.arange(-0.5, 1.1, 0.5), 3
+# of whole segments; for the last group, also one so large that it turns the group off
+PENALTIES, FOLDS, OFF = 10.0 ** np.arange(-0.5, 1.1, 0.5), 3, 1e9
 # of the brightest block: clips whose block means differ by less, root mean square, are
 # repeats (1 grey level in 0-255)
 REPEAT = 1 / 255
@@ -192,8 +195,9 @@ def motion(f):
 
 
 def channels(fine):
-    """(frames, 768 + 768 + 128 + 32 + 256) local, oriented and motion, small-object, plain
-    and adapted channels of one clip's (frames, 16, 32) 4 x 4 pixel block means."""
+    """(frames, 768 + 768 + 128 + 32 + 256 + 128) local, oriented and motion, small-object,
+    plain, adapted and plain channels of one clip's (frames, 16, 32) 4 x 4 pixel block
+    means."""
     f = (fine / 127.5 - 1).astype(np.float32)  # contrast of 4 x 4 pixel blocks
     c = pool(f)  # (frames, 8, 16): of 8 x 8 pixel blocks
     around = blur(c, SIGMA)  # the mean contrast around each block
@@ -209,16 +213,23 @@ def channels(fine):
     around = blur(change, AROUND)  # the change around each 4 x 4 pixel block
     small = pool(np.maximum(change - around, 0) / (SMALL + around))  # (frames, 8, 16)
     local = np.maximum([x, -x, d, -d], 0)  # (4, frames, 128): ON, OFF and transient
-    plain = pool(c).reshape(-1, 32)  # contrast of 16 x 16 pixel blocks, for noise
+    plain = pool(c).reshape(-1, 32)  # contrast of 16 x 16 pixel blocks
     return np.concatenate([*local, x * x, d * d, motion(f), small.reshape(-1, 128), plain,
-                           np.maximum(adapted, 0), np.maximum(-adapted, 0)], -1)
+                           np.maximum(adapted, 0), np.maximum(-adapted, 0),
+                           c.reshape(-1, 128)], -1)
 
 
-def features(C, axes):
-    """(..., frames, features): principal components of each group of centred channels C
-    (..., frames, channels), averaged over the group's windows of lags."""
-    return np.concatenate([past(C[..., rows] @ axes[rows, cols], [box(*lag) for lag in lags])
-                           for rows, cols, _, lags in GROUPS], -1, dtype=np.float32)
+def components(C, axes):
+    """(..., frames, components): principal components of each group of centred channels C
+    (..., frames, channels)."""
+    return np.concatenate([C[..., rows] @ axes[rows, cols] for rows, cols, _, _ in GROUPS], -1)
+
+
+def features(P):
+    """(..., frames, features): each group's components P (..., frames, components),
+    averaged over the group's windows of lags."""
+    return np.concatenate([past(P[..., cols], [box(*lag) for lag in lags])
+                           for _, cols, _, lags in GROUPS], -1, dtype=np.float32)
 
 
 def fingerprints(movie):
@@ -290,10 +301,10 @@ def principal(C):
     return mean, axes
 
 
-def ridge(X, Y, frames):
+def ridge(X, Y, frames, penalties):
     """Ridge weights (features, neurons) of centred Y (rows, neurons) on centred X (rows,
-    features), each neuron's penalty chosen by cross-validation over runs of whole
-    segments of frames rows, and the chosen penalties' out-of-fold predictions."""
+    features), each neuron's penalty chosen from penalties by cross-validation over runs
+    of whole segments of frames rows, and the chosen penalties' out-of-fold predictions."""
     runs = len(X) // frames  # of segments
     bounds = np.linspace(0, runs, min(FOLDS, runs) + 1).astype(int) * frames
     folds = [slice(a, b) for a, b in itertools.pairwise(bounds)]
@@ -302,16 +313,16 @@ def ridge(X, Y, frames):
     XY = [(X[f].T @ Y[f]).astype(float) for f in folds]  # ... and X'Y
     G, B = sum(XX), sum(XY)  # the totals; the other folds' are the total less a fold's
     eye = np.eye(len(G)) * np.trace(G) / len(G)  # penalties scale with X'X's mean diagonal
-    oof = np.empty((len(PENALTIES),) + Y.shape, np.float32)  # out-of-fold predictions
+    oof = np.empty((len(penalties),) + Y.shape, np.float32)  # out-of-fold predictions
     for f, xx, xy in zip(folds, XX, XY):
         A = G - xx
         # W = (X'X + lam I)^-1 X'Y of the other folds, for each penalty lam, in float64
-        W = np.stack([np.linalg.solve(A + lam * eye, B - xy) for lam in PENALTIES])
+        W = np.stack([np.linalg.solve(A + lam * eye, B - xy) for lam in penalties])
         oof[:, f] = X[f] @ np.float32(W)
     best = np.argmin(((oof - Y) ** 2).sum(1), 0)  # each neuron's, by out-of-fold error
     W = np.empty(B.shape)
     for k in set(best):  # all the data's weights, at each penalty a neuron chose
-        W[:, best == k] = np.linalg.solve(G + PENALTIES[k] * eye, B[:, best == k])
+        W[:, best == k] = np.linalg.solve(G + penalties[k] * eye, B[:, best == k])
     return W, oof[best, :, np.arange(Y.shape[1])].T
 
 
@@ -349,13 +360,18 @@ def fit(path):
     repeats = "-".join(map(str, sorted({trials.min(), trials.max()})))
     print(f"{trials.sum()} clips: {len(C)} segments x {repeats} repeats")
     mean, axes = principal(C)
-    X = features(C, axes).reshape(-1, FEATURES)  # (rows, features)
+    P = components(C, axes)
     del C  # the largest array, done with
+    X = features(P).reshape(-1, FEATURES)  # (rows, features)
     Y = Y.reshape(len(X), -1)  # (rows, neurons)
     mx, my = X.mean(0), Y.mean(0)
     X -= mx
-    W, z = ridge(X, Y - my, frames)
-    z += my  # the out-of-fold predictions
+    W, z = ridge(X[:, :MAIN], Y - my, frames, PENALTIES)
+    # then the last group, to what the others leave out of fold, or turned off where that
+    # predicts better out of fold (natural movies): noise is learned at 8 px, single frames
+    V, rest = ridge(X[:, MAIN:], Y - my - z, frames, np.append(PENALTIES, OFF))
+    W = np.concatenate([W, V])
+    z += rest + my  # the out-of-fold predictions
     width, a, b = output(z, Y)
     rates = knee(a * z + b, width)
     r = [(v - v.mean(0)) / (v.std(0) + 1e-12) for v in (rates, Y)]  # standardised
@@ -440,7 +456,7 @@ def predict(movie, w=None):
         part = np.float32(part[:, PICTURE])  # in memory, no longer a view of the file
         release(given)
         C = channels(blocks(part)) - w["mean"]  # (frames, channels)
-        X = features(C, w["axes"])[min(start, PAST):]  # (frames of this window, features)
+        X = features(components(C, w["axes"]))[min(start, PAST):]  # (window frames, features)
         rates[clip, start:start + WINDOW] = knee(X @ w["W"] + w["bias"], w["width"])
     if 0 < high <= 1:
         warn("grey levels all lie in 0-1, not 0-255")
