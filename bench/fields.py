@@ -4,11 +4,11 @@ simulator's true field when there is one.
     python bench/fields.py WEIGHTS.npz OUT.png [HELDOUT.npz]
 
 WEIGHTS.npz is any fit of predict.py: the shipped one, one made with `python predict.py --fit` on
-the competition's file, or one on a stand-in. Each neuron's ridge weights are split into the four
-groups of channels (local, oriented, motion, small-object); in each group the weights of the strongest
-window of lags are mapped back through the principal axes to the channels, and the group on which
-the neuron puts the most weight, relative to the other neurons (its weights' norm over the median
-norm), is drawn:
+the competition's file, or one on a stand-in. Each neuron's ridge weights are split into the groups
+of channels, of which four are drawn (local, oriented, motion, small-object); in each the weights
+of the strongest window of lags are mapped back through the principal axes to the channels, and
+the group on which the neuron puts the most weight, relative to the other neurons (its weights'
+norm over the median norm), is drawn:
   ON/OFF            local, signed: ON minus OFF channels over the 8 x 16 blocks of 8 x 8 pixels
                     (red brighter, blue darker), when these outweigh the other local channels
   transient/energy  local otherwise: the size of the weights on the brightening, darkening and
@@ -42,6 +42,7 @@ def fields(weights):
         channels = axes[rows, cols] @ w[strongest, :, np.arange(w.shape[2])].T  # (channels, n)
         norm = np.sqrt((w**2).sum((0, 1)))  # (neurons,)
         drawn.append((norm / np.median(norm), channels))
+    drawn = drawn[:4]  # the groups drawn; the plain and adapted ones are not
     (_, local), (_, oriented), (_, moving), (_, small) = drawn
     local, oriented = local.reshape(6, 8, 16, -1), oriented.reshape(4, 4, 8, -1)
     moving = moving.reshape(8, 4, 2, 8, -1).transpose(0, 2, 1, 3, 4).reshape(16, 4, 8, -1)
