@@ -30,6 +30,9 @@ ADAPT = 45  # frames (1.5 s) of light that the adapted ON and OFF channels are d
 # small objects, as in the SC's size-tuned cells: the change over 0.02 + the change in a
 # Gaussian of 4 blocks of 4 px (16 px) around
 SMALL, AROUND = 0.02, 4.0
+# looming, as in the SC's looming-sensitive cells: the dark area around, over a Gaussian of
+# 2 blocks of 8 px (16 px), times its growth (Gabbiani et al. 2002, Nature 420:320)
+LOOM = 2.0
 SCALES = [(1.5, 4.0), (2.5, 8.0)]  # Gabor sigma and period in 4 px blocks: 6, 16; 10, 32 px
 # the motion filters: frames to the peaks of their fast and slow lobes, their length in
 # frames, and the constant of their energy's divisor
@@ -37,21 +40,23 @@ PEAKS, TAPS, NORMAL = (2.5, 4.5), 15, 0.03
 LAGS = [(1, 3), (3, 5), (5, 8), (8, 13)]  # windows of past frames averaged, 33-400 ms
 SINGLE = [(1, 2), (2, 3), (3, 4), (4, 5)]  # single past frames, 33-133 ms, for noise
 # the groups of channels, in order: their channels, principal components kept, the RMS
-# these are scaled to (which sets the group's ridge penalty) and their windows of lags
+# these are scaled to (which sets the group's ridge penalty) and their windows of lags;
+# the last LATER are each fitted in turn to what those before leave (see fit)
 GROUPS = [(slice(0, 768), slice(0, 112), 0.1, LAGS),  # local: ON, OFF, transient, energy
           (slice(768, 1024), slice(112, 142), 0.04, LAGS),  # oriented energy
           (slice(1024, 1536), slice(142, 182), 0.04, LAGS),  # motion energy
           (slice(1536, 1664), slice(182, 310), 0.15, [(1, 6)]),  # small objects
           (slice(1664, 1696), slice(310, 342), 0.1, SINGLE),  # plain contrast, 16 px blocks
           (slice(1696, 1952), slice(342, 350), 0.1, LAGS),  # adapted ON, OFF
-          (slice(1952, 2080), slice(350, 478), 0.1, SINGLE)]  # plain, 8 px: fitted second
-CHANNELS, COMPONENTS = GROUPS[-1][0].stop, GROUPS[-1][1].stop  # of all the groups
-# the ridge's features: each group's components in each of its windows of lags, and how
-# many of them are all the groups' but the last
-FEATURES, MAIN = (sum(len(lags) * (cols.stop - cols.start) for _, cols, _, lags in groups)
-                  for groups in (GROUPS, GROUPS[:-1]))
+          (slice(1952, 2080), slice(350, 478), 0.1, SINGLE),  # plain, 8 px blocks
+          (slice(2080, 2208), slice(478, 486), 0.1, LAGS)]  # looming
+CHANNELS, COMPONENTS, LATER = GROUPS[-1][0].stop, GROUPS[-1][1].stop, 2
+# the ridge's features: each group's components in each of its windows of lags; where
+# each group's end
+ENDS = np.cumsum([len(lags) * (cols.stop - cols.start) for _, cols, _, lags in GROUPS])
+FEATURES = int(ENDS[-1])
 # ridge penalties tried, times X'X's mean diagonal, and cross-validation folds, each a run
-# of whole segments; for the last group, also one so large that it turns the group off
+# of whole segments; for the later groups, also one so large that it turns one off
 PENALTIES, FOLDS, OFF = 10.0 ** np.arange(-0.5, 1.1, 0.5), 3, 1e9
 # of the brightest block: clips whose block means differ by less, root mean square, are
 # repeats (1 grey level in 0-255)
@@ -195,9 +200,9 @@ def motion(f):
 
 
 def channels(fine):
-    """(frames, 768 + 768 + 128 + 32 + 256 + 128) local, oriented and motion, small-object,
-    plain, adapted and plain channels of one clip's (frames, 16, 32) 4 x 4 pixel block
-    means."""
+    """(frames, 768 + 768 + 128 + 32 + 256 + 128 + 128) local, oriented and motion,
+    small-object, plain, adapted, plain and looming channels of one clip's (frames, 16, 32)
+    4 x 4 pixel block means."""
     f = (fine / 127.5 - 1).astype(np.float32)  # contrast of 4 x 4 pixel blocks
     c = pool(f)  # (frames, 8, 16): of 8 x 8 pixel blocks
     around = blur(c, SIGMA)  # the mean contrast around each block
@@ -214,9 +219,11 @@ def channels(fine):
     small = pool(np.maximum(change - around, 0) / (SMALL + around))  # (frames, 8, 16)
     local = np.maximum([x, -x, d, -d], 0)  # (4, frames, 128): ON, OFF and transient
     plain = pool(c).reshape(-1, 32)  # contrast of 16 x 16 pixel blocks
+    dark = blur(np.maximum(-c, 0), LOOM)  # (frames, 8, 16)
+    loom = dark * np.maximum(np.diff(dark, axis=0, prepend=dark[:1]), 0)
     return np.concatenate([*local, x * x, d * d, motion(f), small.reshape(-1, 128), plain,
                            np.maximum(adapted, 0), np.maximum(-adapted, 0),
-                           c.reshape(-1, 128)], -1)
+                           c.reshape(-1, 128), loom.reshape(-1, 128)], -1)
 
 
 def components(C, axes):
@@ -366,12 +373,14 @@ def fit(path):
     Y = Y.reshape(len(X), -1)  # (rows, neurons)
     mx, my = X.mean(0), Y.mean(0)
     X -= mx
-    W, z = ridge(X[:, :MAIN], Y - my, frames, PENALTIES)
-    # then the last group, to what the others leave out of fold, or turned off where that
-    # predicts better out of fold (natural movies): noise is learned at 8 px, single frames
-    V, rest = ridge(X[:, MAIN:], Y - my - z, frames, np.append(PENALTIES, OFF))
-    W = np.concatenate([W, V])
-    z += rest + my  # the out-of-fold predictions
+    W, z = ridge(X[:, :ENDS[-LATER - 1]], Y - my, frames, PENALTIES)
+    # then each later group, to what those before leave out of fold, for each neuron or
+    # turned off where that predicts better out of fold: so 8 px noise is learned, and
+    # looming, where neurons answer it, and the rest keep the fit made for natural movies
+    for start, end in itertools.pairwise(ENDS[-LATER - 1:]):
+        V, rest = ridge(X[:, start:end], Y - my - z, frames, np.append(PENALTIES, OFF))
+        W, z = np.concatenate([W, V]), z + rest
+    z += my  # the out-of-fold predictions
     width, a, b = output(z, Y)
     rates = knee(a * z + b, width)
     r = [(v - v.mean(0)) / (v.std(0) + 1e-12) for v in (rates, Y)]  # standardised

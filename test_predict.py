@@ -991,6 +991,27 @@ def test_fit_from_an_npz_reads_the_movie_a_part_at_a_time(tmp_path):
     assert int(done.stdout.split()[-1]) < 150_000, done.stdout  # never the whole movie at once
 
 
+def test_a_later_group_is_turned_off_for_most_neurons_it_cannot_predict():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(600, 200)).astype(np.float32)  # 6 segments of 100 rows
+    # 20 neurons of pure noise (each is turned off with a chance of about 2 in 3), 1 driven
+    Y = np.column_stack([rng.normal(size=(600, 20)), X[:, :4].sum(1) + rng.normal(size=600)])
+    W, z = predict.ridge(X - X.mean(0), Y - Y.mean(0), 100, np.append(predict.PENALTIES,
+                                                                     predict.OFF))
+    assert (abs(W[:, :20]).max(0) < 1e-6).sum() >= 8  # 13 here; none without OFF
+    assert np.corrcoef(z[:, 20], Y[:, 20])[0, 1] > 0.7  # the driven one: fitted
+
+
+def test_the_looming_channels_answer_a_dark_disc_that_grows_not_one_that_shrinks():
+    rows, columns = np.mgrid[:64, :128]
+    radius = 4 + 3 * np.arange(10)  # px, one a frame
+    discs = np.where(np.hypot(rows - 32, columns - 64) < radius[:, None, None], 0.0, 128.0)
+    looming = lambda frames: predict.channels(predict.blocks(frames.reshape(10, 8192)))[
+        :, predict.GROUPS[-1][0]]
+    assert looming(discs)[1:].min(1).max() >= 0 and looming(discs)[1:].sum(1).min() > 0
+    assert not looming(discs[::-1]).any()  # receding: the dark area shrinks
+
+
 def test_planted_neurons_are_learned_from_every_kind_of_movie():
     planted = runpy.run_path(str(HERE / "bench" / "planted.py"))  # bench/planted.py's functions
     # white, block and sparse noise gave 0.016, 0.126 and 0.255 before the plain groups, and
