@@ -57,7 +57,7 @@ ENDS = np.cumsum([len(lags) * (cols.stop - cols.start) for _, cols, _, lags in G
 FEATURES = int(ENDS[-1])
 # ridge penalties tried, times X'X's mean diagonal, and cross-validation folds, each a run
 # of whole segments; for the later groups, also one so large that it turns one off
-PENALTIES, FOLDS, OFF = 10.0 ** np.arange(-0.5, 1.1, 0.5), 3, 1e9
+PENALTIES, FOLDS, OFF = 10.0 ** np.arange(-0.5, 0.6, 0.5), 3, 1e9
 # of the brightest block: clips whose block means differ by less, root mean square, are
 # repeats (1 grey level in 0-255)
 REPEAT = 1 / 255
