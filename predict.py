@@ -1,7 +1,8 @@
 """Predict mouse superior colliculus spikes from a movie: ON/OFF, transient and energy
-channels under contrast gain control, oriented, motion, small-object and plain channels of
-block-averaged frames, time-lagged principal components of each group, closed-form ridge
-regression and a softplus output whose gain and offset are fitted by Poisson likelihood.
+channels under contrast gain control, oriented, motion, small-object, plain and looming
+channels of block-averaged frames, time-lagged principal components of each group,
+closed-form ridge regression (the last groups fitted after the rest, for each neuron or not
+at all) and a softplus output whose gain and offset are fitted by Poisson likelihood.
 
     python predict.py MOVIE.npy OUT.npy   # predict with the weights.npz beside this file
     python predict.py --fit [DATA]        # refit weights.npz: what it found, how well
@@ -51,12 +52,12 @@ GROUPS = [(slice(0, 768), slice(0, 112), 0.1, LAGS),  # local: ON, OFF, transien
           (slice(1952, 2080), slice(350, 478), 0.1, SINGLE),  # plain, 8 px blocks
           (slice(2080, 2208), slice(478, 486), 0.1, LAGS)]  # looming
 CHANNELS, COMPONENTS, LATER = GROUPS[-1][0].stop, GROUPS[-1][1].stop, 2
-# the ridge's features: each group's components in each of its windows of lags; where
-# each group's end
+# where each group's features end among the ridge's: its components in each of its
+# windows of lags
 ENDS = np.cumsum([len(lags) * (cols.stop - cols.start) for _, cols, _, lags in GROUPS])
 FEATURES = int(ENDS[-1])
 # ridge penalties tried, times X'X's mean diagonal, and cross-validation folds, each a run
-# of whole segments; for the later groups, also one so large that it turns one off
+# of whole segments; for a later group, also OFF, so large that it turns the group off
 PENALTIES, FOLDS, OFF = 10.0 ** np.arange(-0.5, 0.6, 0.5), 3, 1e9
 # of the brightest block: clips whose block means differ by less, root mean square, are
 # repeats (1 grey level in 0-255)
@@ -201,8 +202,8 @@ def motion(f):
 
 def channels(fine):
     """(frames, 768 + 768 + 128 + 32 + 256 + 128 + 128) local, oriented and motion,
-    small-object, plain, adapted, plain and looming channels of one clip's (frames, 16, 32)
-    4 x 4 pixel block means."""
+    small-object, plain (16 px), adapted, plain (8 px) and looming channels of one clip's
+    (frames, 16, 32) 4 x 4 pixel block means."""
     f = (fine / 127.5 - 1).astype(np.float32)  # contrast of 4 x 4 pixel blocks
     c = pool(f)  # (frames, 8, 16): of 8 x 8 pixel blocks
     around = blur(c, SIGMA)  # the mean contrast around each block
