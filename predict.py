@@ -462,8 +462,9 @@ def predict(movie, w=None):
     rates, high = np.empty((*shape[:2], len(w["bias"]))), 0
     for clip, start in itertools.product(range(shape[0]), range(0, shape[1], WINDOW)):
         part = clips[clip, max(start - PAST, 0):start + WINDOW]  # and the frames before
-        high = max(high, grey(part))
+        letterbox = part[:, :PICTURE.start], part[:, PICTURE.stop:]  # checked as they are
         part = np.float32(part[:, PICTURE])  # in memory, no longer a view of the file
+        high = max(high, grey(part), *map(grey, letterbox))
         release(given)
         C = channels(blocks(part)) - w["mean"]  # (frames, channels)
         X = features(components(C, w["axes"]))[min(start, PAST):]  # (window frames, features)
