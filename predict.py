@@ -41,8 +41,7 @@ PEAKS, TAPS, NORMAL = (2.5, 4.5), 15, 0.03
 LAGS = [(1, 3), (3, 5), (5, 8), (8, 13)]  # windows of past frames averaged, 33-400 ms
 SINGLE = [(1, 2), (2, 3), (3, 4), (4, 5)]  # single past frames, 33-133 ms, for noise
 # the groups of channels, in order: their channels, principal components kept, the RMS
-# these are scaled to (which sets the group's ridge penalty) and their windows of lags;
-# the last LATER are each fitted in turn to what those before leave (see fit)
+# these are scaled to (which sets the group's ridge penalty) and their windows of lags
 GROUPS = [(slice(0, 768), slice(0, 112), 0.1, LAGS),  # local: ON, OFF, transient, energy
           (slice(768, 1024), slice(112, 142), 0.04, LAGS),  # oriented energy
           (slice(1024, 1536), slice(142, 182), 0.04, LAGS),  # motion energy
@@ -51,7 +50,8 @@ GROUPS = [(slice(0, 768), slice(0, 112), 0.1, LAGS),  # local: ON, OFF, transien
           (slice(1696, 1952), slice(342, 350), 0.1, LAGS),  # adapted ON, OFF
           (slice(1952, 2080), slice(350, 478), 0.1, SINGLE),  # plain, 8 px blocks
           (slice(2080, 2208), slice(478, 486), 0.1, LAGS)]  # looming
-CHANNELS, COMPONENTS, LATER = GROUPS[-1][0].stop, GROUPS[-1][1].stop, 2
+CHANNELS, COMPONENTS = GROUPS[-1][0].stop, GROUPS[-1][1].stop  # of all the groups
+LATER = 2  # the last groups: each fitted in turn to what those before leave (see fit)
 # where each group's features end among the ridge's: its components in each of its
 # windows of lags
 ENDS = np.cumsum([len(lags) * (cols.stop - cols.start) for _, cols, _, lags in GROUPS])
@@ -375,9 +375,8 @@ def fit(path):
     mx, my = X.mean(0), Y.mean(0)
     X -= mx
     W, z = ridge(X[:, :ENDS[-LATER - 1]], Y - my, frames, PENALTIES)
-    # then each later group, to what those before leave out of fold, for each neuron or
-    # turned off where that predicts better out of fold: so 8 px noise is learned, and
-    # looming, where neurons answer it, and the rest keep the fit made for natural movies
+    # then each later group, to what those before leave out of fold; for each neuron it is
+    # turned off (OFF) where that predicts better, so natural movies keep the fit above
     for start, end in itertools.pairwise(ENDS[-LATER - 1:]):
         V, rest = ridge(X[:, start:end], Y - my - z, frames, np.append(PENALTIES, OFF))
         W, z = np.concatenate([W, V]), z + rest
