@@ -1,8 +1,9 @@
 """Predict mouse superior colliculus spikes from a movie: ON/OFF, transient and energy
 channels under contrast gain control, oriented, motion, small-object, plain and looming
 channels of block-averaged frames, time-lagged principal components of each group,
-closed-form ridge regression (the last groups fitted after the rest, for each neuron or not
-at all) and a softplus output whose gain and offset are fitted by Poisson likelihood.
+closed-form ridge regression (small-object, looming and 8 px plain channels fitted after
+the rest, for each neuron or not at all, the plain ones also in place of the rest) and a
+softplus output whose gain and offset are fitted by Poisson likelihood.
 
     python predict.py MOVIE.npy OUT.npy   # predict with the weights.npz beside this file
     python predict.py --fit [DATA]        # refit weights.npz: what it found, how well
@@ -45,13 +46,13 @@ SINGLE = [(1, 2), (2, 3), (3, 4), (4, 5)]  # single past frames, 33-133 ms, for 
 GROUPS = [(slice(0, 768), slice(0, 112), 0.1, LAGS),  # local: ON, OFF, transient, energy
           (slice(768, 1024), slice(112, 142), 0.04, LAGS),  # oriented energy
           (slice(1024, 1536), slice(142, 182), 0.04, LAGS),  # motion energy
-          (slice(1536, 1664), slice(182, 310), 0.15, [(1, 6)]),  # small objects
-          (slice(1664, 1696), slice(310, 342), 0.1, SINGLE),  # plain contrast, 16 px blocks
-          (slice(1696, 1952), slice(342, 350), 0.1, LAGS),  # adapted ON, OFF
-          (slice(1952, 2080), slice(350, 478), 0.1, SINGLE),  # plain, 8 px blocks
-          (slice(2080, 2208), slice(478, 486), 0.1, LAGS)]  # looming
+          (slice(1536, 1568), slice(182, 214), 0.1, SINGLE),  # plain contrast, 16 px blocks
+          (slice(1568, 1824), slice(214, 222), 0.1, LAGS),  # adapted ON, OFF
+          (slice(1824, 1952), slice(222, 350), 0.15, [(1, 6)]),  # small objects
+          (slice(1952, 2080), slice(350, 358), 0.1, LAGS),  # looming
+          (slice(2080, 2208), slice(358, 486), 0.1, SINGLE)]  # plain, 8 px blocks
 CHANNELS, COMPONENTS = GROUPS[-1][0].stop, GROUPS[-1][1].stop  # of all the groups
-LATER = 2  # the last groups: each fitted in turn to what those before leave (see fit)
+LATER = 3  # the last groups, fitted after the rest (see fit)
 # where each group's features end among the ridge's: its components in each of its
 # windows of lags
 ENDS = np.cumsum([len(lags) * (cols.stop - cols.start) for _, cols, _, lags in GROUPS])
@@ -201,9 +202,9 @@ def motion(f):
 
 
 def channels(fine):
-    """(frames, 768 + 768 + 128 + 32 + 256 + 128 + 128) local, oriented and motion,
-    small-object, plain (16 px), adapted, plain (8 px) and looming channels of one clip's
-    (frames, 16, 32) 4 x 4 pixel block means."""
+    """(frames, 768 + 768 + 32 + 256 + 128 + 128 + 128) local, oriented and motion, plain
+    (16 px), adapted, small-object, looming and plain (8 px) channels of one clip's (frames,
+    16, 32) 4 x 4 pixel block means."""
     f = (fine / 127.5 - 1).astype(np.float32)  # contrast of 4 x 4 pixel blocks
     c = pool(f)  # (frames, 8, 16): of 8 x 8 pixel blocks
     around = blur(c, SIGMA)  # the mean contrast around each block
@@ -222,9 +223,9 @@ def channels(fine):
     plain = pool(c).reshape(-1, 32)  # contrast of 16 x 16 pixel blocks
     dark = blur(np.maximum(-c, 0), LOOM)  # (frames, 8, 16)
     loom = dark * np.maximum(np.diff(dark, axis=0, prepend=dark[:1]), 0)
-    return np.concatenate([*local, x * x, d * d, motion(f), small.reshape(-1, 128), plain,
-                           np.maximum(adapted, 0), np.maximum(-adapted, 0),
-                           c.reshape(-1, 128), loom.reshape(-1, 128)], -1)
+    return np.concatenate([*local, x * x, d * d, motion(f), plain, np.maximum(adapted, 0),
+                           np.maximum(-adapted, 0), small.reshape(-1, 128),
+                           loom.reshape(-1, 128), c.reshape(-1, 128)], -1)
 
 
 def components(C, axes):
@@ -374,13 +375,19 @@ def fit(path):
     Y = Y.reshape(len(X), -1)  # (rows, neurons)
     mx, my = X.mean(0), Y.mean(0)
     X -= mx
-    W, z = ridge(X[:, :ENDS[-LATER - 1]], Y - my, frames, PENALTIES)
-    # then each later group, to what those before leave out of fold; for each neuron it is
-    # turned off (OFF) where that predicts better, so natural movies keep the fit above
-    for start, end in itertools.pairwise(ENDS[-LATER - 1:]):
-        V, rest = ridge(X[:, start:end], Y - my - z, frames, np.append(PENALTIES, OFF))
+    R, n = Y - my, Y.shape[1]  # (rows, neurons)
+    W, z = ridge(X[:, :ENDS[-LATER - 1]], R, frames, PENALTIES)
+    # then each later group, to what those before leave out of fold, with a penalty of its
+    # own for each neuron, or none at all (OFF) where that predicts better out of fold
+    grid = np.append(PENALTIES, OFF)
+    for start, end in itertools.pairwise(ENDS[-LATER - 1:-1]):
+        V, rest = ridge(X[:, start:end], R - z, frames, grid)
         W, z = np.concatenate([W, V]), z + rest
-    z += my  # the out-of-fold predictions
+    # the last, plain contrast for noise, to what is left and to all of R: added, or in place
+    V, rest = ridge(X[:, ENDS[-2]:], np.hstack([R - z, R]), frames, grid)
+    alone = ((R - rest[:, n:]) ** 2).sum(0) < ((R - z - rest[:, :n]) ** 2).sum(0)
+    W = np.concatenate([W * ~alone, np.where(alone, V[:, n:], V[:, :n])])
+    z = np.where(alone, rest[:, n:], z + rest[:, :n]) + my  # the out-of-fold predictions
     width, a, b = output(z, Y)
     rates = knee(a * z + b, width)
     r = [(v - v.mean(0)) / (v.std(0) + 1e-12) for v in (rates, Y)]  # standardised
