@@ -1,9 +1,9 @@
 """Predict mouse superior colliculus spikes from a movie: ON/OFF, transient and energy
 channels under contrast gain control, oriented, motion, small-object, plain and looming
 channels of block-averaged frames, time-lagged principal components of each group,
-closed-form ridge regression (small-object, looming and 8 px plain channels fitted after
-the rest, for each neuron or not at all, the plain ones also in place of the rest) and a
-softplus output whose gain and offset are fitted by Poisson likelihood.
+closed-form ridge regression (motion, small-object, looming and 8 px plain channels fitted
+after the rest, for each neuron or not at all, the plain ones also in place of the rest)
+and a softplus output whose gain and offset are fitted by Poisson likelihood.
 
     python predict.py MOVIE.npy OUT.npy   # predict with the weights.npz beside this file
     python predict.py --fit [DATA]        # refit weights.npz: what it found, how well
@@ -41,18 +41,19 @@ SCALES = [(1.5, 4.0), (2.5, 8.0)]  # Gabor sigma and period in 4 px blocks: 6, 1
 PEAKS, TAPS, NORMAL = (2.5, 4.5), 15, 0.03
 LAGS = [(1, 3), (3, 5), (5, 8), (8, 13)]  # windows of past frames averaged, 33-400 ms
 SINGLE = [(1, 2), (2, 3), (3, 4), (4, 5)]  # single past frames, 33-133 ms, for noise
-# the groups of channels, in order: their channels, principal components kept, the RMS
-# these are scaled to (which sets the group's ridge penalty) and their windows of lags
+# the groups of channels, in the order they are fitted: their channels, principal
+# components kept, the RMS these are scaled to (which sets the group's share of the first
+# ridge's penalty) and their windows of lags
 GROUPS = [(slice(0, 768), slice(0, 112), 0.1, LAGS),  # local: ON, OFF, transient, energy
           (slice(768, 1024), slice(112, 142), 0.04, LAGS),  # oriented energy
-          (slice(1024, 1536), slice(142, 182), 0.04, LAGS),  # motion energy
-          (slice(1536, 1568), slice(182, 214), 0.1, SINGLE),  # plain contrast, 16 px blocks
-          (slice(1568, 1824), slice(214, 222), 0.1, LAGS),  # adapted ON, OFF
+          (slice(1536, 1568), slice(142, 174), 0.1, SINGLE),  # plain, 16 px blocks
+          (slice(1568, 1824), slice(174, 182), 0.1, LAGS),  # adapted ON, OFF
+          (slice(1024, 1536), slice(182, 222), 0.04, LAGS),  # motion energy
           (slice(1824, 1952), slice(222, 350), 0.15, [(1, 6)]),  # small objects
           (slice(1952, 2080), slice(350, 358), 0.1, LAGS),  # looming
           (slice(2080, 2208), slice(358, 486), 0.1, SINGLE)]  # plain, 8 px blocks
 CHANNELS, COMPONENTS = GROUPS[-1][0].stop, GROUPS[-1][1].stop  # of all the groups
-LATER = 3  # the last groups, fitted after the rest (see fit)
+LATER = 4  # the last groups, fitted after the rest (see fit)
 # where each group's features end among the ridge's: its components in each of its
 # windows of lags
 ENDS = np.cumsum([len(lags) * (cols.stop - cols.start) for _, cols, _, lags in GROUPS])
@@ -203,8 +204,8 @@ def motion(f):
 
 def channels(fine):
     """(frames, 768 + 768 + 32 + 256 + 128 + 128 + 128) local, oriented and motion, plain
-    (16 px), adapted, small-object, looming and plain (8 px) channels of one clip's (frames,
-    16, 32) 4 x 4 pixel block means."""
+    (16 px), adapted, small-object, looming and plain (8 px) channels of one clip's
+    (frames, 16, 32) 4 x 4 pixel block means."""
     f = (fine / 127.5 - 1).astype(np.float32)  # contrast of 4 x 4 pixel blocks
     c = pool(f)  # (frames, 8, 16): of 8 x 8 pixel blocks
     around = blur(c, SIGMA)  # the mean contrast around each block
@@ -383,7 +384,7 @@ def fit(path):
     for start, end in itertools.pairwise(ENDS[-LATER - 1:-1]):
         V, rest = ridge(X[:, start:end], R - z, frames, grid)
         W, z = np.concatenate([W, V]), z + rest
-    # the last, plain contrast for noise, to what is left and to all of R: added, or in place
+    # the last, plain contrast for noise, to what is left and to all of R: added or in place
     V, rest = ridge(X[:, ENDS[-2]:], np.hstack([R - z, R]), frames, grid)
     alone = ((R - rest[:, n:]) ** 2).sum(0) < ((R - z - rest[:, :n]) ** 2).sum(0)
     W = np.concatenate([W * ~alone, np.where(alone, V[:, n:], V[:, :n])])
