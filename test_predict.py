@@ -396,12 +396,11 @@ def test_fit_prints_where_it_wrote_and_how_many_neurons(tmp_path):
 
 
 SIGNALLED = """
-import os, runpy, signal, sys, time
+import runpy, signal, sys, time
 import numpy as np
 import predict
 def killed(*args, **kwargs):
-    os.kill(os.getpid(), signal.SIG{kind})
-    signal.pthread_kill(signal.pthread_self(), 0)  # let the handler run before returning
+    signal.raise_signal(signal.SIG{kind})  # its handler runs before this returns
 {call} = killed
 sys.argv = ["predict.py", "movie.npy", "out.npy"]
 runpy.run_path("predict.py", run_name="__main__")  # as a script, which sets the handlers
