@@ -379,12 +379,13 @@ def fit(path):
     R, n = Y - my, Y.shape[1]  # (rows, neurons)
     W, z = ridge(X[:, :ENDS[-LATER - 1]], R, frames, PENALTIES)
     # then each later group, to what those before leave out of fold, with a penalty of its
-    # own for each neuron, or none at all (OFF) where that predicts better out of fold
+    # own for each neuron, or turned off (OFF) for it where that predicts better out of fold
     grid = np.append(PENALTIES, OFF)
     for start, end in itertools.pairwise(ENDS[-LATER - 1:-1]):
         V, rest = ridge(X[:, start:end], R - z, frames, grid)
         W, z = np.concatenate([W, V]), z + rest
-    # the last, plain contrast for noise, to what is left and to all of R: added or in place
+    # the last, plain contrast for noise, to what is left and to all of R: for each neuron
+    # added to the rest or in its place, whichever predicts better out of fold
     V, rest = ridge(X[:, ENDS[-2]:], np.hstack([R - z, R]), frames, grid)
     alone = ((R - rest[:, n:]) ** 2).sum(0) < ((R - z - rest[:, :n]) ** 2).sum(0)
     W = np.concatenate([W * ~alone, np.where(alone, V[:, n:], V[:, :n])])
