@@ -43,13 +43,14 @@ LAGS = [(1, 3), (3, 5), (5, 8), (8, 13)]  # windows of past frames averaged, 33-
 SINGLE = [(1, 2), (2, 3), (3, 4), (4, 5)]  # single past frames, 33-133 ms, for noise
 # the groups of channels, in the order they are fitted: their channels, principal
 # components kept, the RMS these are scaled to (which sets the group's share of the first
-# ridge's penalty) and their windows of lags
+# ridge's penalty; a later group, fitted alone, is the same at any RMS) and their windows
+# of lags
 GROUPS = [(slice(0, 768), slice(0, 112), 0.1, LAGS),  # local: ON, OFF, transient, energy
           (slice(768, 1024), slice(112, 142), 0.04, LAGS),  # oriented energy
           (slice(1536, 1568), slice(142, 174), 0.1, SINGLE),  # plain, 16 px blocks
           (slice(1568, 1824), slice(174, 182), 0.1, LAGS),  # adapted ON, OFF
-          (slice(1024, 1536), slice(182, 222), 0.04, LAGS),  # motion energy
-          (slice(1824, 1952), slice(222, 350), 0.15, [(1, 6)]),  # small objects
+          (slice(1024, 1536), slice(182, 222), 0.1, LAGS),  # motion energy
+          (slice(1824, 1952), slice(222, 350), 0.1, [(1, 6)]),  # small objects
           (slice(1952, 2080), slice(350, 358), 0.1, LAGS),  # looming
           (slice(2080, 2208), slice(358, 486), 0.1, SINGLE)]  # plain, 8 px blocks
 CHANNELS, COMPONENTS = GROUPS[-1][0].stop, GROUPS[-1][1].stop  # of all the groups

@@ -42,8 +42,8 @@ def fields(weights):
         channels = axes[rows, cols] @ w[strongest, :, np.arange(w.shape[2])].T  # (channels, n)
         norm = np.sqrt((w**2).sum((0, 1)))  # (neurons,)
         drawn.append((norm / np.median(norm), channels))
-    drawn = [drawn[g] for g in (0, 1, 4, 5)]  # the groups drawn; the plain, adapted and
-    (_, local), (_, oriented), (_, moving), (_, small) = drawn  # looming ones are not
+    drawn = [drawn[g] for g in (0, 1, 4, 5)]  # not the plain, adapted or looming groups
+    (_, local), (_, oriented), (_, moving), (_, small) = drawn
     local, oriented = local.reshape(6, 8, 16, -1), oriented.reshape(4, 4, 8, -1)
     moving = moving.reshape(8, 4, 2, 8, -1).transpose(0, 2, 1, 3, 4).reshape(16, 4, 8, -1)
     size = lambda a: np.sqrt((a**2).sum(0))  # over the kinds of channel
