@@ -60,13 +60,13 @@ LATER = 4  # the last groups, fitted after the rest (see fit)
 ENDS = np.cumsum([len(lags) * (cols.stop - cols.start) for _, cols, _, lags in GROUPS])
 FEATURES = int(ENDS[-1])
 # ridge penalties tried, times X'X's mean diagonal, and cross-validation folds, each a run
-# of whole segments; for a later group, also OFF, so large that it turns the group off
-PENALTIES, FOLDS, OFF = 10.0 ** np.arange(-0.5, 0.6, 0.5), 3, 1e9
+# of whole segments
+PENALTIES, FOLDS = 10.0 ** np.arange(-0.5, 0.6, 0.5), 3
 # of the brightest block: clips whose block means differ by less, root mean square, are
 # repeats (1 grey level in 0-255)
 REPEAT = 1 / 255
-WIDTHS = 2.0 ** np.arange(-5, 1.1)  # softplus knee widths tried, times the mean rate
-STEPS = 6  # Fisher scoring steps for the output gain and offset (converged by then)
+WIDTHS = 2.0 ** np.arange(-5, 1.1)  # softplus knee widths tried first, times the mean rate
+STEPS = 6  # Fisher scoring steps for the output's shape (12 gain at most 0.004 cc_norm)
 WINDOW = 200  # frames predicted at a time
 PAST = max(ADAPT, TAPS) + LAGS[-1][1]  # the frames before them that they need
 # the weights beside this file, through any link to it
@@ -312,10 +312,11 @@ def principal(C):
     return mean, axes
 
 
-def ridge(X, Y, frames, penalties):
+def ridge(X, Y, frames, off=False):
     """Ridge weights (features, neurons) of centred Y (rows, neurons) on centred X (rows,
-    features), each neuron's penalty chosen from penalties by cross-validation over runs
-    of whole segments of frames rows, and the chosen penalties' out-of-fold predictions."""
+    features), each neuron's penalty chosen from PENALTIES (or, if off may be chosen, none
+    of X) by cross-validation over runs of whole segments of frames rows, and the chosen
+    out-of-fold predictions."""
     runs = len(X) // frames  # of segments
     bounds = np.linspace(0, runs, min(FOLDS, runs) + 1).astype(int) * frames
     folds = [slice(a, b) for a, b in itertools.pairwise(bounds)]
@@ -324,16 +325,17 @@ def ridge(X, Y, frames, penalties):
     XY = [(X[f].T @ Y[f]).astype(float) for f in folds]  # ... and X'Y
     G, B = sum(XX), sum(XY)  # the totals; the other folds' are the total less a fold's
     eye = np.eye(len(G)) * np.trace(G) / len(G)  # penalties scale with X'X's mean diagonal
-    oof = np.empty((len(penalties),) + Y.shape, np.float32)  # out-of-fold predictions
+    # out-of-fold predictions at each penalty, and if off, zero: those of no X
+    oof = np.zeros((len(PENALTIES) + off,) + Y.shape, np.float32)
     for f, xx, xy in zip(folds, XX, XY):
         A = G - xx
         # W = (X'X + lam I)^-1 X'Y of the other folds, for each penalty lam, in float64
-        W = np.stack([np.linalg.solve(A + lam * eye, B - xy) for lam in penalties])
-        oof[:, f] = X[f] @ np.float32(W)
+        W = np.stack([np.linalg.solve(A + lam * eye, B - xy) for lam in PENALTIES])
+        oof[:len(PENALTIES), f] = X[f] @ np.float32(W)
     best = np.argmin(((oof - Y) ** 2).sum(1), 0)  # each neuron's, by out-of-fold error
-    W = np.empty(B.shape)
-    for k in set(best):  # all the data's weights, at each penalty a neuron chose
-        W[:, best == k] = np.linalg.solve(G + penalties[k] * eye, B[:, best == k])
+    W = np.zeros(B.shape)
+    for k in set(best) - {len(PENALTIES)}:  # all the data's weights, at each penalty chosen
+        W[:, best == k] = np.linalg.solve(G + PENALTIES[k] * eye, B[:, best == k])
     return W, oof[best, :, np.arange(Y.shape[1])].T
 
 
@@ -347,21 +349,26 @@ def knee(z, width):
 def output(z, counts):
     """Each neuron's knee width, gain a and offset b of knee(a z + b, width), for ridge
     outputs z (rows, neurons), by the Poisson likelihood of counts (rows, neurons)."""
-    rate = np.maximum(counts.mean(0), 1e-3)  # each neuron's, kept off zero for silent ones
     z, counts = np.float32(z), np.float32(counts)  # float32: exp and log 4 times faster
-    widths = np.float32(WIDTHS[:, None] * rate)  # (widths, neurons)
-    loss = [(r - counts * np.log(r)).sum(0, float) for r in (knee(z, w) for w in widths)]
-    width = widths[np.argmin(loss, 0), np.arange(len(rate))]
-    a, b = np.ones_like(width), np.zeros_like(width)
-    for _ in range(STEPS):  # Fisher scoring, from a = 1, b = 0
-        rates = knee(a * z + b, width)
-        slope = -np.expm1(0.25 - rates / width)  # d rates / d (a z + b)
-        J = np.stack([slope * z, slope])  # (2, rows, neurons): d rates / d (a, b)
+    mean = np.maximum(counts.mean(0), 1e-3)  # each neuron's, kept off zero for silent ones
+    widths = np.float32(WIDTHS[:, None] * mean)  # (widths, neurons)
+    # the start: the shape knee(z / width, 1) whose rates, scaled to the mean, are likeliest
+    shapes = (knee(z / width, 1) for width in widths)
+    loss = [(r - counts * np.log(r)).sum(0, float) for r in (mean * s / s.mean(0) for s in shapes)]
+    a, b = 1 / widths[np.argmin(loss, 0), np.arange(len(mean))], np.zeros_like(mean)
+    for _ in range(STEPS):  # Fisher scoring of the shape, its scale found in closed form
+        shape = knee(a * z + b, 1)
+        width = mean / shape.mean(0)  # the scale of the likeliest rates of this shape
+        slope = -np.expm1(0.25 - shape)  # d shape / d (a z + b)
+        J = width * np.stack([slope * z, slope])  # (2, rows, neurons): d rates / d (a, b)
+        rates = width * shape
         H = np.einsum("irn,jrn->nij", J / rates, J, dtype=float) + 1e-9 * np.eye(2)
         gradient = ((1 - counts / rates) * J).sum(1, float).T  # (neurons, 2), float64
         step = np.float32(np.linalg.solve(H, gradient[..., None])[..., 0])
         a, b = a - step[:, 0], b - step[:, 1]
-    return width, a, b
+    width = mean / knee(a * z + b, 1).mean(0)
+    # width knee(a z + b, 1) = knee(width (a z + b), width)
+    return width, width * a, width * b
 
 
 def fit(path):
@@ -378,16 +385,15 @@ def fit(path):
     mx, my = X.mean(0), Y.mean(0)
     X -= mx
     R, n = Y - my, Y.shape[1]  # (rows, neurons)
-    W, z = ridge(X[:, :ENDS[-LATER - 1]], R, frames, PENALTIES)
+    W, z = ridge(X[:, :ENDS[-LATER - 1]], R, frames)
     # then each later group, to what those before leave out of fold, with a penalty of its
-    # own for each neuron, or turned off (OFF) for it where that predicts better out of fold
-    grid = np.append(PENALTIES, OFF)
+    # own for each neuron, or turned off for it where that predicts better out of fold
     for start, end in itertools.pairwise(ENDS[-LATER - 1:-1]):
-        V, rest = ridge(X[:, start:end], R - z, frames, grid)
+        V, rest = ridge(X[:, start:end], R - z, frames, off=True)
         W, z = np.concatenate([W, V]), z + rest
     # the last, plain contrast for noise, to what is left and to all of R: for each neuron
     # added to the rest or in its place, whichever predicts better out of fold
-    V, rest = ridge(X[:, ENDS[-2]:], np.hstack([R - z, R]), frames, grid)
+    V, rest = ridge(X[:, ENDS[-2]:], np.hstack([R - z, R]), frames, off=True)
     alone = ((R - rest[:, n:]) ** 2).sum(0) < ((R - z - rest[:, :n]) ** 2).sum(0)
     W = np.concatenate([W * ~alone, np.where(alone, V[:, n:], V[:, :n])])
     z = np.where(alone, rest[:, n:], z + rest[:, :n]) + my  # the out-of-fold predictions

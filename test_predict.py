@@ -995,9 +995,8 @@ def test_a_later_group_is_turned_off_for_most_neurons_it_cannot_predict():
     X = rng.normal(size=(600, 200)).astype(np.float32)  # 6 segments of 100 rows
     # 20 neurons of pure noise (each is turned off with a chance of about 4 in 5), 1 driven
     Y = np.column_stack([rng.normal(size=(600, 20)), X[:, :4].sum(1) + rng.normal(size=600)])
-    W, z = predict.ridge(X - X.mean(0), Y - Y.mean(0), 100, np.append(predict.PENALTIES,
-                                                                     predict.OFF))
-    assert (abs(W[:, :20]).max(0) < 1e-6).sum() >= 8  # 16 here; none without OFF
+    W, z = predict.ridge(X - X.mean(0), Y - Y.mean(0), 100, off=True)
+    assert (W[:, :20] == 0).all(0).sum() >= 8  # 16 here; none without off
     assert np.corrcoef(z[:, 20], Y[:, 20])[0, 1] > 0.7  # the driven one: fitted
 
 
