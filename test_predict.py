@@ -703,6 +703,15 @@ def test_the_output_gain_and_offset_maximise_the_poisson_likelihood():
     assert (loss(gain, offset) < loss(1, 0) - 1).all()  # better than the ridge output as it is
 
 
+def test_the_output_rates_average_to_the_mean_count():
+    rng = np.random.default_rng(25)
+    z = rng.normal(0.1, 0.1, (3000, 3))  # ridge outputs of three neurons
+    counts = rng.poisson(predict.knee(z * [1, 2, 4], [0.02, 0.1, 0.5]))  # knees of all widths
+    width, gain, offset = predict.output(z, counts)
+    rates = predict.knee(gain * np.float32(z) + offset, width)
+    assert np.allclose(rates.mean(0), counts.mean(0), rtol=1e-4)  # the likeliest scale
+
+
 def zipped_weights(path, weights, big=None):
     """An .npz at path of weights, with W.npy instead declaring the shape (big,) and holding big
     zeros when big is given, written a chunk at a time."""
