@@ -65,7 +65,7 @@ PENALTIES, FOLDS = 10.0 ** np.arange(-0.5, 0.6, 0.5), 3
 # of the brightest block: clips whose block means differ by less, root mean square, are
 # repeats (1 grey level in 0-255)
 REPEAT = 1 / 255
-WIDTHS = 2.0 ** np.arange(-5, 1.1)  # softplus knee widths tried first, times the mean rate
+WIDTHS = 2.0 ** np.arange(-5, 1.1)  # knee widths to start from, times the mean rate
 STEPS = 6  # Fisher scoring steps for the output's shape (12 gain at most 0.004 cc_norm)
 WINDOW = 200  # frames predicted at a time
 PAST = max(ADAPT, TAPS) + LAGS[-1][1]  # the frames before them that they need
@@ -314,8 +314,8 @@ def principal(C):
 
 def ridge(X, Y, frames, off=False):
     """Ridge weights (features, neurons) of centred Y (rows, neurons) on centred X (rows,
-    features), each neuron's penalty chosen from PENALTIES (or, if off may be chosen, none
-    of X) by cross-validation over runs of whole segments of frames rows, and the chosen
+    features), each neuron's penalty chosen from PENALTIES, or if off from them and none of X
+    at all, by cross-validation over runs of whole segments of frames rows, and the chosen
     out-of-fold predictions."""
     runs = len(X) // frames  # of segments
     bounds = np.linspace(0, runs, min(FOLDS, runs) + 1).astype(int) * frames
@@ -334,7 +334,7 @@ def ridge(X, Y, frames, off=False):
         oof[:len(PENALTIES), f] = X[f] @ np.float32(W)
     best = np.argmin(((oof - Y) ** 2).sum(1), 0)  # each neuron's, by out-of-fold error
     W = np.zeros(B.shape)
-    for k in set(best) - {len(PENALTIES)}:  # all the data's weights, at each penalty chosen
+    for k in set(best) - {len(PENALTIES)}:  # all the data's weights, at each penalty taken
         W[:, best == k] = np.linalg.solve(G + PENALTIES[k] * eye, B[:, best == k])
     return W, oof[best, :, np.arange(Y.shape[1])].T
 
@@ -350,11 +350,12 @@ def output(z, counts):
     """Each neuron's knee width, gain a and offset b of knee(a z + b, width), for ridge
     outputs z (rows, neurons), by the Poisson likelihood of counts (rows, neurons)."""
     z, counts = np.float32(z), np.float32(counts)  # float32: exp and log 4 times faster
-    mean = np.maximum(counts.mean(0), 1e-3)  # each neuron's, kept off zero for silent ones
+    mean = np.maximum(counts.mean(0), 1e-3)  # each neuron's, off zero for silent ones
     widths = np.float32(WIDTHS[:, None] * mean)  # (widths, neurons)
-    # the start: the shape knee(z / width, 1) whose rates, scaled to the mean, are likeliest
+    # the start: the shape knee(z / width, 1) likeliest once scaled to the mean count
     shapes = (knee(z / width, 1) for width in widths)
-    loss = [(r - counts * np.log(r)).sum(0, float) for r in (mean * s / s.mean(0) for s in shapes)]
+    rates = (mean * shape / shape.mean(0) for shape in shapes)
+    loss = [(r - counts * np.log(r)).sum(0, float) for r in rates]
     a, b = 1 / widths[np.argmin(loss, 0), np.arange(len(mean))], np.zeros_like(mean)
     for _ in range(STEPS):  # Fisher scoring of the shape, its scale found in closed form
         shape = knee(a * z + b, 1)
