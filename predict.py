@@ -66,7 +66,7 @@ PENALTIES, FOLDS = 10.0 ** np.arange(-0.5, 0.6, 0.5), 3
 # repeats (1 grey level in 0-255)
 REPEAT = 1 / 255
 WIDTHS = 2.0 ** np.arange(-5, 1.1)  # knee widths to start from, times the mean rate
-STEPS = 6  # Fisher scoring steps for the output's shape (12 gain at most 0.004 cc_norm)
+STEPS = 6  # Fisher scoring steps for the output's shape (the likelihood of 12 to 1e-4)
 WINDOW = 200  # frames predicted at a time
 PAST = max(ADAPT, TAPS) + LAGS[-1][1]  # the frames before them that they need
 # the weights beside this file, through any link to it
@@ -361,9 +361,13 @@ def output(z, counts):
         shape = knee(a * z + b, 1)
         width = mean / shape.mean(0)  # the scale of the likeliest rates of this shape
         slope = -np.expm1(0.25 - shape)  # d shape / d (a z + b)
-        J = width * np.stack([slope * z, slope])  # (2, rows, neurons): d rates / d (a, b)
+        D = np.stack([slope * z, slope])  # (2, rows, neurons): d shape / d (a, b)
+        # d rates / d (a, b), the scale following the shape (variable projection, Golub &
+        # Pereyra 1973), so that a step does not trade the shape's slope against the scale
+        J = width * (D - shape * D.mean(1, keepdims=True) / shape.mean(0))
         rates = width * shape
-        H = np.einsum("irn,jrn->nij", J / rates, J, dtype=float) + 1e-9 * np.eye(2)
+        H = np.einsum("irn,jrn->nij", J / rates, J, dtype=float)
+        H += H * np.eye(2) + 1e-9 * np.eye(2)  # Levenberg-Marquardt damping: diagonal doubled
         gradient = ((1 - counts / rates) * J).sum(1, float).T  # (neurons, 2), float64
         step = np.float32(np.linalg.solve(H, gradient[..., None])[..., 0])
         a, b = a - step[:, 0], b - step[:, 1]
