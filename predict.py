@@ -65,7 +65,6 @@ PENALTIES, FOLDS = 10.0 ** np.arange(-0.5, 0.6, 0.5), 3
 # of the brightest block: clips whose block means differ by less, root mean square, are
 # repeats (1 grey level in 0-255)
 REPEAT = 1 / 255
-WIDTHS = 2.0 ** np.arange(-5, 1.1)  # knee widths to start from, times the mean rate
 STEPS = 6  # Fisher scoring steps for the output's shape (the likelihood of 12 to 1e-4)
 WINDOW = 200  # frames predicted at a time
 PAST = max(ADAPT, TAPS) + LAGS[-1][1]  # the frames before them that they need
@@ -351,12 +350,7 @@ def output(z, counts):
     outputs z (rows, neurons), by the Poisson likelihood of counts (rows, neurons)."""
     z, counts = np.float32(z), np.float32(counts)  # float32: exp and log 4 times faster
     mean = np.maximum(counts.mean(0), 1e-3)  # each neuron's, off zero for silent ones
-    widths = np.float32(WIDTHS[:, None] * mean)  # (widths, neurons)
-    # the start: the shape knee(z / width, 1) likeliest once scaled to the mean count
-    shapes = (knee(z / width, 1) for width in widths)
-    rates = (mean * shape / shape.mean(0) for shape in shapes)
-    loss = [(r - counts * np.log(r)).sum(0, float) for r in rates]
-    a, b = 1 / widths[np.argmin(loss, 0), np.arange(len(mean))], np.zeros_like(mean)
+    a, b = 1 / mean, np.zeros_like(mean)  # of the shape knee(a z + b, 1): first knee(z, mean)
     for _ in range(STEPS):  # Fisher scoring of the shape, its scale found in closed form
         shape = knee(a * z + b, 1)
         width = mean / shape.mean(0)  # the scale of the likeliest rates of this shape
