@@ -3,7 +3,7 @@ channels under contrast gain control, oriented, motion, small-object, plain and 
 channels of block-averaged frames, time-lagged principal components of each group,
 closed-form ridge regression (motion, small-object, looming and 8 px plain channels fitted
 after the rest, for each neuron or not at all, the plain ones also in place of the rest)
-and a softplus output whose gain and offset are fitted by Poisson likelihood.
+and a softplus output whose knee, gain and offset are fitted by Poisson likelihood.
 
     python predict.py MOVIE.npy OUT.npy   # predict with the weights.npz beside this file
     python predict.py --fit [DATA]        # refit weights.npz: what it found, how well
