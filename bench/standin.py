@@ -281,15 +281,29 @@ def counts(rng, rates, noise=None):
     return rng.poisson(segments[:, None] * trial * gamma).astype(np.float64), (fading, shape)
 
 
+def simulate(rng, segments, tests):
+    """(segments, 150, 64, 128) natural pictures, and the true rates (frames, 54), kinds and
+    fields of neurons shown them and then the (clips, 150, 64, 128) pictures `tests`."""
+    scenes = [dead_leaves(rng) for _ in range(6)]
+    pictures = np.stack([segment(rng, scenes) for _ in range(segments)])
+    both = np.concatenate([pictures, tests])  # shown to the same neurons
+    grid = both.reshape(-1, ROWS, 2, COLS, 2).mean((2, 4)).reshape(-1, ROWS * COLS)
+    return pictures, *neurons(rng, grid, pictures.size // (64 * 128))
+
+
+def twin(seed, tests, segments=58):
+    """(clips, 150, 54) the true rates, for (clips, 150, 64, 128) pictures, of the neurons that
+    `python bench/standin.py OUTDIR --seed SEED` simulates (with `--small`, 6 segments)."""
+    rates = simulate(np.random.default_rng(seed), segments, tests)[1]
+    return rates[segments * FRAMES:].reshape(len(tests), FRAMES, NEURONS)
+
+
 def write(outdir, rng, train, held):
     """Nothing; simulates train + held segments and writes the three files."""
-    scenes = [dead_leaves(rng) for _ in range(6)]
-    pictures = np.stack([segment(rng, scenes) for _ in range(train + held)])  # (segs, 150, 64, 128)
-    natural = len(pictures) * FRAMES
     tests, stimulus, shown = typing()
-    pictures = np.concatenate([pictures, tests])  # shown to the same neurons
-    grid = pictures.reshape(-1, ROWS, 2, COLS, 2).mean((2, 4)).reshape(-1, ROWS * COLS)
-    rates, kinds, fields = neurons(rng, grid, natural)
+    pictures, rates, kinds, fields = simulate(rng, train + held, tests)
+    natural = len(pictures) * FRAMES
+    pictures = np.concatenate([pictures, tests])
     spikes, noise = counts(rng, rates[:natural])
     frames = np.zeros((len(pictures), FRAMES, 96, 128))
     frames[:, :, 16:80] = np.round(255 * pictures)

@@ -80,6 +80,12 @@ def test_standin_writes_the_competition_layout(tmp_path):
     assert (movie.reshape(10, 6, 150, 12288) == movie[::6, None]).all()
 
 
+def test_the_twin_answers_as_the_neurons_written(tmp_path):
+    standin.write(str(tmp_path), np.random.default_rng(2), 2, 1)
+    twin = standin.twin(2, standin.typing()[0], segments=3)  # the same neurons, simulated again
+    assert np.array_equal(twin, np.load(tmp_path / "typing.npz")["rate"])
+
+
 def test_the_typing_set_shows_what_it_says():
     movie, kinds, shown = standin.typing()
     means = movie.mean((2, 3))  # (clips, frames)
