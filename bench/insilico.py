@@ -30,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 import predict  # noqa: E402
-from standin import GREY, disc  # noqa: E402
+from standin import GREY, disc, twin  # noqa: E402
 
 SIZES = [2, 4, 8, 16, 32]  # spot radii, pixels
 DIRECTIONS = np.arange(0, 360, 45)  # degrees; 0 is rightward, 90 downward
@@ -59,20 +59,26 @@ def spots(y, x, radius, grey, on, off):
 
 
 def mapping():
-    """(2 * 8 * 16 flashes, 12, 64, 128) bright then dark 8 px spots, 6 frames each, on a grid
-    8 px apart, and the centres (y, x) of the 8 x 16 grid."""
+    """(26, 150, 64, 128) clips of 1 s of grey and then 10 flashes: bright then dark 8 px spots
+    on a grid 8 px apart, 6 frames each and 6 of grey; and the centres (y, x) of the 8 x 16 grid."""
     centres = [(y, x) for y in np.arange(4, 64, 8) for x in np.arange(4, 128, 8)]
     flashes = [spots(y, x, 8, grey, 6, 6) for grey in (0.9, 0.05) for y, x in centres]
-    return np.stack(flashes), np.array(centres, float)
+    flashes += [blank(12)] * (-len(flashes) % 10)  # grey, to fill the last clip
+    clips = np.stack(flashes).reshape(-1, 120, 64, 128)  # (26, 10 flashes x 12 frames, 64, 128)
+    grey = np.broadcast_to(blank(30), (len(clips), 30, 64, 128))
+    return np.concatenate([grey, clips], 1), np.array(centres, float)
 
 
 def gratings():
-    """(8, 36, 64, 128) 1.2 s of full-field gratings drifting in each direction."""
+    """(8, 150, 64, 128) 1 s of grey, 1.2 s of a full-field grating drifting in each direction,
+    then grey."""
     yy, xx = np.mgrid[:64, :128].astype(np.float32)
     t = np.arange(36)[:, None, None]
-    return np.stack([GREY + 0.35 * np.sin(2 * np.pi * ((np.cos(a) * xx + np.sin(a) * yy) / 32
-                                                       - 2 * t / 30))
-                     for a in np.deg2rad(DIRECTIONS)])
+    clips = np.stack([blank(150)] * len(DIRECTIONS))
+    for clip, a in zip(clips, np.deg2rad(DIRECTIONS)):
+        clip[30:66] = GREY + 0.35 * np.sin(2 * np.pi * ((np.cos(a) * xx + np.sin(a) * yy) / 32
+                                                        - 2 * t / 30))
+    return clips
 
 
 def protocol(y, x):
@@ -92,31 +98,32 @@ def protocol(y, x):
     return np.stack([steps, loom, sizes])
 
 
-def indices(w):
+def indices(respond):
     """A dict of per-neuron arrays: the centre (y, x), ON-OFF, sustained, direction and
     orientation indices, preferred direction, looming index, preferred size, suppression, and
-    the direction and size tuning (neurons, 8), (neurons, 5)."""
-    flashes, centres = mapping()
-    rates = predict.predict(frames(np.concatenate([blank(30), *flashes]))[None], w)[0]
-    base = rates[20:30].mean(0)  # (neurons,): on grey
-    evoked = rates[30:].reshape(len(flashes), 12, -1)[:, 1:9].mean(1) - base  # (flashes, n)
+    the direction and size tuning (neurons, 8), (neurons, 5); `respond` maps (clips, 150, 64,
+    128) pictures to (clips, 150, neurons) rates."""
+    clips, centres = mapping()
+    rates = respond(clips)
+    base = rates[:, 20:30].mean((0, 1))  # (neurons,): on grey
+    flashes = rates[:, 30:].reshape(-1, 12, rates.shape[-1])[:2 * len(centres)]  # (flashes, 12, n)
+    evoked = flashes[:, 1:9].mean(1) - base  # (flashes, neurons)
     field = np.maximum(*evoked.reshape(2, len(centres), -1))  # (places, neurons): either sign
     centre = centres[field.argmax(0)]
     # the radius of a disc of the area where the response is at least half its peak
     area = (field >= 0.5 * field.max(0)).sum(0) * 8 * 8  # pixels
     radius = np.sqrt(area / np.pi)
     own = []  # (neurons, 3, 150): each neuron's rates for the stimuli at its own centre
-    for first in range(0, len(centre), 16):  # 16 neurons at a time, 88 MB of frames
-        movies = np.stack([frames(protocol(y, x)) for y, x in centre[first:first + 16]])
-        rates = predict.predict(movies.reshape(-1, 150, 12288), w).reshape(len(movies), 3, 150, -1)
+    for first in range(0, len(centre), 16):  # 16 neurons at a time, 240 MB of pictures
+        movies = np.stack([protocol(y, x) for y, x in centre[first:first + 16]])
+        rates = respond(movies.reshape(-1, 150, 64, 128)).reshape(len(movies), 3, 150, -1)
         own.append(rates[np.arange(len(movies)), :, :, first + np.arange(len(movies))])
     own = np.concatenate(own) - base[:, None, None]
     steps, loom, sizes = own.transpose(1, 0, 2)  # (neurons, 150) each
     on, off = steps[:, 30:60], steps[:, 90:120]
     peak = np.maximum(np.stack([on.max(1), off.max(1)]), 1e-9)  # (2, neurons)
     preferred = np.where(peak[0] >= peak[1], on.T, off.T).T
-    grating = predict.predict(frames(np.concatenate([blank(30), *gratings()]))[None], w)[0]
-    tuning = np.maximum(grating[30:].reshape(8, 36, -1)[:, 6:].mean(1) - base, 0).T  # (n, 8)
+    tuning = np.maximum(respond(gratings())[:, 36:66].mean(1) - base, 0).T  # (neurons, 8)
     angle = np.deg2rad(DIRECTIONS)
     total = tuning.sum(1) + 1e-9
     vector = (tuning * np.exp(1j * angle)).sum(1)
@@ -144,7 +151,8 @@ def kind(i):
     direction- then orientation-selective cells by the usual selectivity criterion of 0.3
     (Wang et al. 2010, J Neurosci 30:16573; Inayat et al. 2015, J Neurosci 35:7992); OFF-leaning
     cells answering looming more than receding (index > 0.3) as looming cells (Zhao, Liu & Cang
-    2014, Neuron 84:202); cells with a large field (a half-maximum radius of 16 px, a quarter of
+    2014, Neuron 84:202) if they also prefer the largest spot (an OFF cell whose surround
+    suppresses large spots answers a looming disc too, as it covers the cell's centre); cells with a large field (a half-maximum radius of 16 px, a quarter of
     the picture's height, or more) as wide-field cells, as are cells answering both signs
     (|ON-OFF| < 0.3) that prefer spots over 8 px, while those that prefer spots of 8 px or less
     are small-object cells (Gale & Murphy 2014, J Neurosci 34:13458); the rest ON or OFF,
@@ -157,7 +165,7 @@ def kind(i):
             types.append("direction")
         elif driven[n] and i["orientation"][n] >= 0.3:
             types.append("orient")
-        elif i["on_off"][n] < 0 and i["looming"][n] > 0.3:
+        elif i["on_off"][n] < 0 and i["looming"][n] > 0.3 and i["size"][n] == SIZES[-1]:
             types.append("looming")
         elif i["radius"][n] >= 16:
             types.append("wide")
@@ -198,11 +206,17 @@ def draw(i, types, path, truth=None):
 
 
 def main(args):
-    if len(args) not in (2, 3):
+    if args[:1] == ["--twin"] and len(args) in (3, 4) and args[1].isdigit():
+        seed, args = int(args[1]), args[2:]  # the simulator's own neurons, from their true rates
+        respond = lambda pictures: twin(seed, np.round(255 * np.clip(pictures, 0, 1)) / 255)
+    elif len(args) in (2, 3):
+        with np.load(args[0], allow_pickle=False) as z:
+            w = predict.valid(z)
+        respond = lambda pictures: predict.predict(frames(pictures), w)
+        args = args[1:]
+    else:
         sys.exit(__doc__)
-    with np.load(args[0], allow_pickle=False) as z:
-        w = predict.valid(z)
-    i = indices(w)
+    i = indices(respond)
     types = kind(i)
     print("neuron   y    x radius on_off sustained  dsi  osi pref_deg looming size suppr  type")
     for n, t in enumerate(types):
@@ -211,8 +225,8 @@ def main(args):
               f"{i['preferred'][n]:8.0f} {i['looming'][n]:7.2f} {i['size'][n]:4d} "
               f"{i['suppression'][n]:5.2f}  {t}")
     truth = None
-    if len(args) == 3:
-        with np.load(args[2]) as held:
+    if len(args) == 2:
+        with np.load(args[1]) as held:
             truth = held["kind"]
         print(f"agreement with the true types: {(types == truth).mean():.2f} "
               f"({(types == truth).sum()} of {len(truth)})")
@@ -222,8 +236,8 @@ def main(args):
         for name in names:
             row = [((truth == name) & (types == f)).sum() for f in found]
             print(f"{name:<12} " + " ".join(f"{count:7d}" for count in row))
-    draw(i, types, args[1], truth)
-    print(f"wrote {args[1]}")
+    draw(i, types, args[0], truth)
+    print(f"wrote {args[0]}")
 
 
 if __name__ == "__main__":

@@ -134,6 +134,7 @@ def test_insilico_rules_type_cells_by_their_indices():
         (0.1, 0.1, 0.1, 0.0, 8, 32, 0.2, 0.1): "wide",
         (0.1, 0.1, 0.8, 0.0, 24, 32, 0.9, 0.1): "wide",
         (0.1, 0.1, -0.8, 0.1, 8, 8, 0.2, 0.1): "off_tr",
+        (0.1, 0.1, -0.8, 0.6, 8, 16, 0.9, 0.1): "off",  # answers looming, prefers mid-sized spots
     }
     values = np.array(list(cells), float).T
     indices = dict(zip(["direction", "orientation", "on_off", "looming", "radius", "size",
