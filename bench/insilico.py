@@ -2,6 +2,11 @@
 stimuli that superior colliculus neurons are typed with.
 
     python bench/insilico.py WEIGHTS.npz OUT.png [HELDOUT.npz]
+    python bench/insilico.py --twin SEED OUT.png [HELDOUT.npz]
+
+With --twin, the neurons typed are bench/standin.py's of that seed, from their true rates: the
+agreement a model that predicted them perfectly would reach (on a stand-in of the standard
+size, not --small).
 
 The model (predict.py with the weights given) is shown, on the natural movie's mean grey:
   1. bright and dark 8 px spots flashed on a grid 8 px apart: the receptive field's centre
