@@ -10,7 +10,8 @@ size, not --small).
 
 The model (predict.py with the weights given) is shown, on the natural movie's mean grey:
   1. bright and dark 8 px spots flashed on a grid 8 px apart: the receptive field's centre
-     (the strongest response) and radius (of a disc of the area answering at least half that);
+     (the strongest response), radius (of a disc of the area answering at least half that) and
+     reach (the mean response to spots over 40 px from the centre, over the strongest);
   2. at that centre, a 8 px spot stepping on, bright then dark, for 1 s: the ON-OFF index
      (peak ON - peak OFF) / (peak ON + peak OFF) and the sustained index (the mean response
      0.5-1 s after the onset over its peak, of the preferred sign);
@@ -118,6 +119,10 @@ def indices(respond):
     # the radius of a disc of the area where the response is at least half its peak
     area = (field >= 0.5 * field.max(0)).sum(0) * 8 * 8  # pixels
     radius = np.sqrt(area / np.pi)
+    # the mean response, of either sign, to flashes over 40 px from the centre, over the peak
+    away = np.hypot(*(centres[:, None] - centre).transpose(2, 0, 1)) > 40  # (places, neurons)
+    strength = abs(evoked).reshape(2, len(centres), -1).max(0)  # (places, neurons)
+    far = (strength * away).sum(0) / away.sum(0) / np.maximum(strength.max(0), 1e-9)
     own = []  # (neurons, 3, 150): each neuron's rates for the stimuli at its own centre
     for first in range(0, len(centre), 16):  # 16 neurons at a time, 240 MB of pictures
         movies = np.stack([protocol(y, x) for y, x in centre[first:first + 16]])
@@ -137,7 +142,7 @@ def indices(respond):
     size = np.maximum(size, 0)  # (neurons, 5): the stronger sign at each radius
     pick = size.argmax(1)
     return dict(
-        y=centre[:, 0], x=centre[:, 1], radius=radius,
+        y=centre[:, 0], x=centre[:, 1], radius=radius, far=far,
         on_off=(peak[0] - peak[1]) / (peak[0] + peak[1]),
         sustained=preferred[:, 15:].mean(1) / np.maximum(preferred.max(1), 1e-9),
         direction=abs(vector) / total,
@@ -223,12 +228,15 @@ def main(args):
         sys.exit(__doc__)
     i = indices(respond)
     types = kind(i)
-    print("neuron   y    x radius on_off sustained  dsi  osi pref_deg looming size suppr  type")
+    print("neuron   y    x radius   far on_off sustained  dsi  osi pref_deg looming size suppr  type")
     for n, t in enumerate(types):
-        print(f"{n:6d} {i['y'][n]:4.0f} {i['x'][n]:4.0f} {i['radius'][n]:6.0f} {i['on_off'][n]:6.2f} "
+        print(f"{n:6d} {i['y'][n]:4.0f} {i['x'][n]:4.0f} {i['radius'][n]:6.0f} {i['far'][n]:5.3f} "
+              f"{i['on_off'][n]:6.2f} "
               f"{i['sustained'][n]:9.2f} {i['direction'][n]:4.2f} {i['orientation'][n]:4.2f} "
               f"{i['preferred'][n]:8.0f} {i['looming'][n]:7.2f} {i['size'][n]:4d} "
               f"{i['suppression'][n]:5.2f}  {t}")
+    print(f"median response to flashes over 40 px from the centre, over the peak: "
+          f"{np.median(i['far']):.3f}")
     truth = None
     if len(args) == 2:
         with np.load(args[1]) as held:
