@@ -65,8 +65,8 @@ def spots(y, x, radius, grey, on, off):
 
 
 def mapping():
-    """(26, 150, 64, 128) clips of 1 s of grey and then 10 flashes: bright then dark 8 px spots
-    on a grid 8 px apart, 6 frames each and 6 of grey; and the centres (y, x) of the 8 x 16 grid."""
+    """(26, 150, 64, 128) clips of 1 s of grey and then 10 flashes: bright then dark 8 px
+    spots on a grid 8 px apart, 6 frames each and 6 of grey; and the grid's centres (y, x)."""
     centres = [(y, x) for y in np.arange(4, 64, 8) for x in np.arange(4, 128, 8)]
     flashes = [spots(y, x, 8, grey, 6, 6) for grey in (0.9, 0.05) for y, x in centres]
     flashes += [blank(12)] * (-len(flashes) % 10)  # grey, to fill the last clip
@@ -105,10 +105,10 @@ def protocol(y, x):
 
 
 def indices(respond):
-    """A dict of per-neuron arrays: the centre (y, x), ON-OFF, sustained, direction and
-    orientation indices, preferred direction, looming index, preferred size, suppression, and
-    the direction and size tuning (neurons, 8), (neurons, 5); `respond` maps (clips, 150, 64,
-    128) pictures to (clips, 150, neurons) rates."""
+    """A dict of per-neuron arrays: the centre (y, x), radius, reach, ON-OFF, sustained,
+    direction and orientation indices, preferred direction, looming index, preferred size,
+    suppression, and the direction and size tuning (neurons, 8), (neurons, 5); `respond` maps
+    (clips, 150, 64, 128) pictures to (clips, 150, neurons) rates."""
     clips, centres = mapping()
     rates = respond(clips)
     base = rates[:, 20:30].mean((0, 1))  # (neurons,): on grey
@@ -162,11 +162,12 @@ def kind(i):
     (Wang et al. 2010, J Neurosci 30:16573; Inayat et al. 2015, J Neurosci 35:7992); OFF-leaning
     cells answering looming more than receding (index > 0.3) as looming cells (Zhao, Liu & Cang
     2014, Neuron 84:202) if they also prefer the largest spot (an OFF cell whose surround
-    suppresses large spots answers a looming disc too, as it covers the cell's centre); cells with a large field (a half-maximum radius of 16 px, a quarter of
-    the picture's height, or more) as wide-field cells, as are cells answering both signs
-    (|ON-OFF| < 0.3) that prefer spots over 8 px, while those that prefer spots of 8 px or less
-    are small-object cells (Gale & Murphy 2014, J Neurosci 34:13458); the rest ON or OFF,
-    transient when the sustained index is under 0.4."""
+    suppresses large spots answers a looming disc too, as it covers the cell's centre); cells
+    with a large field (a half-maximum radius of 16 px, a quarter of the picture's height, or
+    more) as wide-field cells, as are cells answering both signs (|ON-OFF| < 0.3) that prefer
+    spots over 8 px, while those that prefer spots of 8 px or less are small-object cells (Gale
+    & Murphy 2014, J Neurosci 34:13458); the rest ON or OFF, transient when the sustained index
+    is under 0.4."""
     types = []
     gratings = i["tuning"].max(1)
     driven = gratings >= 0.3 * np.maximum(gratings, i["sizes"].max(1))
@@ -216,19 +217,24 @@ def draw(i, types, path, truth=None):
 
 
 def main(args):
-    if args[:1] == ["--twin"] and len(args) in (3, 4) and args[1].isdigit():
-        seed, args = int(args[1]), args[2:]  # the simulator's own neurons, from their true rates
+    twinned = args[:1] == ["--twin"]
+    if len(args) not in (2 + twinned, 3 + twinned) or twinned and not args[1].isdigit():
+        sys.exit(__doc__)
+    if twinned:  # the simulator's own neurons, from their true rates
+        seed, args = int(args[1]), args[2:]
         respond = lambda pictures: twin(seed, np.round(255 * np.clip(pictures, 0, 1)) / 255)
-    elif len(args) in (2, 3):
-        with np.load(args[0], allow_pickle=False) as z:
-            w = predict.valid(z)
+    else:
+        try:
+            with np.load(args[0], allow_pickle=False) as z:
+                w = predict.valid(z)
+        except (OSError, ValueError) as error:
+            sys.exit(f"insilico.py: {args[0]}: {error}")
         respond = lambda pictures: predict.predict(frames(pictures), w)
         args = args[1:]
-    else:
-        sys.exit(__doc__)
     i = indices(respond)
     types = kind(i)
-    print("neuron   y    x radius   far on_off sustained  dsi  osi pref_deg looming size suppr  type")
+    print("neuron   y    x radius   far on_off sustained  dsi  osi pref_deg looming size suppr"
+          "  type")
     for n, t in enumerate(types):
         print(f"{n:6d} {i['y'][n]:4.0f} {i['x'][n]:4.0f} {i['radius'][n]:6.0f} {i['far'][n]:5.3f} "
               f"{i['on_off'][n]:6.2f} "
