@@ -58,6 +58,7 @@ import argparse, os
 import numpy as np
 
 FRAMES, REPEATS, NEURONS = 150, 6, 54  # five-second segments at 30 Hz, repeats, neurons
+SEGMENTS, SMALL = (48, 10), (4, 2)  # training and held-out segments, and with --small
 ROWS, COLS = 32, 64  # the simulation grid over the 64 x 128 pixel picture
 GREY = 0.45  # the natural movie's mean grey, the typing stimuli's background
 KINDS = {"on": 6, "off": 6, "on_tr": 5, "off_tr": 5, "looming": 6, "small": 8, "orient": 6,
@@ -291,9 +292,9 @@ def simulate(rng, segments, tests):
     return pictures, *neurons(rng, grid, pictures.size // (64 * 128))
 
 
-def twin(seed, tests, segments=58):
+def twin(seed, tests, segments=sum(SEGMENTS)):
     """(clips, 150, 54) the true rates, for (clips, 150, 64, 128) pictures, of the neurons that
-    `python bench/standin.py OUTDIR --seed SEED` simulates (with `--small`, 6 segments)."""
+    `python bench/standin.py OUTDIR --seed SEED` simulates (with `--small`, sum(SMALL))."""
     rates = simulate(np.random.default_rng(seed), segments, tests)[1]
     return rates[segments * FRAMES:].reshape(len(tests), FRAMES, NEURONS)
 
@@ -337,7 +338,7 @@ def main():
     parser.add_argument("--small", action="store_true", help="4 training and 2 held-out segments")
     args = parser.parse_args()
     os.makedirs(args.outdir, exist_ok=True)
-    write(args.outdir, np.random.default_rng(args.seed), *((4, 2) if args.small else (48, 10)))
+    write(args.outdir, np.random.default_rng(args.seed), *(SMALL if args.small else SEGMENTS))
 
 
 if __name__ == "__main__":
